@@ -1,0 +1,44 @@
+# doggo: `make demo` sets up and runs the demo pipeline; `make test` sets up and runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+REQUIREMENTS ?= requirements/cpu.txt
+PARAMS ?= params/demo.yaml
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo run test lint format notebooks clean-data
+
+$(STAMP): $(REQUIREMENTS) requirements/constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r $(REQUIREMENTS) -c requirements/constraints.txt -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/python -m helpers.pipeline params/demo.yaml
+
+run: setup
+	$(BIN)/python -m helpers.pipeline $(PARAMS)
+
+notebooks: setup  ## re-execute the demo and write its outputs into notebooks/ (to commit)
+	rm -rf data/demo
+	$(BIN)/python -m helpers.pipeline params/demo.yaml --update-notebooks
+	$(BIN)/jupytext --sync notebooks/*.ipynb
+
+lint: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: setup lint
+	$(BIN)/python -m pytest tests/code tests/model
+	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 900 notebooks/
+	DOGGO_REQUIRE_DATA=1 $(BIN)/python -m pytest tests/data
+
+clean-data:
+	rm -rf data/demo runs/demo

@@ -1,0 +1,38 @@
+"""Where things live: every path in a params file is relative to the project root."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# The checkout the package was installed from (editable install); DOGGO_HOME overrides it for
+# installs elsewhere.
+PROJECT_ROOT = Path(os.environ.get("DOGGO_HOME", Path(__file__).resolve().parents[1]))
+
+
+def project_path(path: str | os.PathLike) -> Path:
+    """Return `path` resolved against the project root unless it is already absolute."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """Return `path` relative to the project root when it is inside it, for stable output."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(PROJECT_ROOT.resolve()).as_posix()
+    except ValueError:
+        try:
+            return Path(os.path.relpath(path, PROJECT_ROOT.resolve())).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+
+def raw_dir(data_dir: str | os.PathLike) -> Path:
+    """Return the folder that 01_scrape fills under a data directory."""
+    return project_path(data_dir) / "raw"
+
+
+def split_dir(data_dir: str | os.PathLike) -> Path:
+    """Return the folder that 02_split writes its manifest to under a data directory."""
+    return project_path(data_dir) / "split"

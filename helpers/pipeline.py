@@ -1,0 +1,97 @@
+"""Run the notebooks in order with papermill for one parameter set.
+
+    python -m helpers.pipeline params/demo.yaml [--only 01_scrape,02_split] [--update-notebooks]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import papermill
+import yaml
+
+from helpers.paths import PROJECT_ROOT, project_path, shown_path
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+
+
+def load_params(path: str | Path) -> dict:
+    """Return a parameter set: {name, common: {...}, notebooks: {stem: {...}}}."""
+    params = yaml.safe_load(project_path(path).read_text())
+    if not isinstance(params, dict) or "notebooks" not in params:
+        raise ValueError(f"{path}: a parameter set needs a 'notebooks' mapping")
+    params.setdefault("name", Path(path).stem)
+    params.setdefault("common", {})
+    return params
+
+
+def notebook_parameters(stem: str, params: dict) -> dict:
+    """Return the values to inject into one notebook: common keys it declares, then its own."""
+    path = NOTEBOOKS_DIR / f"{stem}.ipynb"
+    declared = papermill.inspect_notebook(str(path))
+    common = {k: v for k, v in params["common"].items() if k in declared}
+    own = params["notebooks"][stem] or {}
+    unknown = sorted(set(own) - set(declared))
+    if unknown:
+        known = sorted(declared)
+        raise ValueError(f"{stem} has no parameters named {unknown}; it declares {known}")
+    return {**common, **own}
+
+
+def run(params_path: str, only: list[str] | None, update: bool, run_dir: str | None) -> Path:
+    """Execute the parameter set's notebooks in order; return the folder of executed copies."""
+    params = load_params(params_path)
+    out_dir = project_path(run_dir or f"runs/{params['name']}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stems = [s for s in params["notebooks"] if not only or s in only]
+    for number, stem in enumerate(stems, 1):
+        values = notebook_parameters(stem, params)
+        print(f"[{number}/{len(stems)}] {stem} with {json.dumps(values)}", flush=True)
+        started = time.monotonic()
+        output = out_dir / f"{stem}.ipynb"
+        papermill.execute_notebook(
+            str(NOTEBOOKS_DIR / f"{stem}.ipynb"),
+            str(output),
+            parameters=values,
+            cwd=str(NOTEBOOKS_DIR),
+            progress_bar=True,
+        )
+        print(f"    done in {time.monotonic() - started:.0f} s -> {shown_path(output)}", flush=True)
+        if update:
+            write_clean_copy(output, NOTEBOOKS_DIR / f"{stem}.ipynb")
+    return out_dir
+
+
+def write_clean_copy(executed: Path, target: Path) -> None:
+    """Copy an executed notebook over the committed one, dropping run timings from metadata."""
+    notebook = json.loads(executed.read_text())
+    notebook["metadata"].pop("papermill", None)
+    for cell in notebook["cells"]:
+        cell.get("metadata", {}).pop("papermill", None)
+        cell.get("metadata", {}).pop("execution", None)
+    target.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("params", help="a parameter set, e.g. params/demo.yaml")
+    parser.add_argument("--only", help="comma-separated notebook names to run, in order")
+    parser.add_argument("--run-dir", help="where executed notebooks go (default runs/<name>)")
+    parser.add_argument(
+        "--update-notebooks",
+        action="store_true",
+        help="also write the executed notebooks over notebooks/*.ipynb (to commit demo outputs)",
+    )
+    args = parser.parse_args(argv)
+    only = args.only.split(",") if args.only else None
+    out_dir = run(args.params, only, args.update_notebooks, args.run_dir)
+    print(f"All notebooks ran; executed copies in {shown_path(out_dir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

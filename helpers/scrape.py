@@ -1,0 +1,403 @@
+"""Collect dog photos from a source into `<out_dir>/<breed_slug>/<sha256>.jpg` plus a manifest.
+
+See docs/formats.md for the layout. Sources (image search, a published manifest, a local folder)
+only propose candidate URLs; every candidate goes through the same download and validation path.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import imagehash
+from ddgs import DDGS
+from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
+from tqdm import tqdm
+
+from helpers.breeds import breed_slug, parse_breed_folder, search_query
+from helpers.download import Candidate, FetchPolicy, ImageRules, Outcome, evaluate
+from helpers.paths import project_path
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MANIFEST = "manifest.csv"
+COLUMNS = (
+    "breed", "wnid", "source", "url", "sha256", "phash", "width", "height", "status", "reason",
+    "path",
+)  # fmt: skip
+_TMP_PREFIX = ".tmp-"
+
+
+class Source(Protocol):
+    """Anything that proposes candidate image URLs for a breed, best first."""
+
+    name: str
+    schemes: tuple[str, ...]  # URL schemes its candidates may use (file: only for local data)
+
+    def candidates(self, breed: str, limit: int) -> list[Candidate]:
+        """Return up to `limit` candidates for `breed`, in a stable order."""
+        ...
+
+
+class SearchError(RuntimeError):
+    """The image search kept failing (rate limit, network) after its retries."""
+
+
+class ImageSearchSource:
+    """Candidates from a web image search (the `ddgs` package) for "<breed> dog"."""
+
+    name = "image_search"
+    schemes = ("http", "https")
+
+    def __init__(self, *, retries: int = 3, backoff: float = 5.0, timeout: int = 10):
+        self.retries, self.backoff, self.timeout = retries, backoff, timeout
+
+    def candidates(self, breed: str, limit: int) -> list[Candidate]:
+        """Search for the breed and return the distinct image URLs found, in result order."""
+        urls = [r.get("image") for r in self._search(search_query(breed), limit)]
+        unique = dict.fromkeys(u for u in urls if isinstance(u, str) and u)
+        return [Candidate(breed, None, self.name, url) for url in list(unique)[:limit]]
+
+    def _search(self, query: str, limit: int) -> list[dict]:
+        for attempt in range(self.retries + 1):
+            try:
+                return DDGS(timeout=self.timeout).images(query, max_results=limit)
+            except (RatelimitException, TimeoutException) as err:
+                last: Exception = err
+            except DDGSException as err:
+                if "no results" in str(err).lower():  # ddgs raises instead of returning []
+                    return []
+                last = err
+            if attempt < self.retries:  # search engines rate-limit bursts; wait it out
+                time.sleep(self.backoff * 2**attempt)
+        raise SearchError(
+            f"image search for {query!r} failed {self.retries + 1} times ({last!r}); "
+            "wait a few minutes and re-run: finished work is kept"
+        ) from last
+
+
+class ManifestSource:
+    """Candidates from a published CSV (breed, url, optional sha256 and wnid), e.g. a manifest.
+
+    Rows with a `status` column other than `kept` are skipped, so doggo's own manifest works.
+    """
+
+    name = "manifest"
+    schemes = ("http", "https")
+
+    def __init__(self, csv_path: str | os.PathLike):
+        with open(csv_path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+        missing = {"breed", "url"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{csv_path} lacks columns {sorted(missing)}")
+        self._rows = [r for r in rows if r.get("status", "kept") in ("kept", "")]
+
+    def breeds(self) -> list[str]:
+        """Return the breeds the CSV lists, sorted."""
+        return sorted({r["breed"] for r in self._rows})
+
+    def candidates(self, breed: str, limit: int) -> list[Candidate]:
+        """Return the CSV's rows for `breed` in file order."""
+        rows = [r for r in self._rows if r["breed"] == breed][:limit]
+        return [
+            Candidate(breed, r.get("wnid") or None, self.name, r["url"], r.get("sha256") or None)
+            for r in rows
+        ]
+
+
+class FolderSource:
+    """Candidates from a local folder of breed folders (`Golden_Retriever/` or Stanford Dogs'
+    `n02085620-Chihuahua/`), as file: URLs validated exactly like downloads."""
+
+    name = "folder"
+    schemes = ("file",)
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root).resolve()
+        self._folders: dict[str, tuple[Path, str | None]] = {}
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir()):
+            if folder.name.startswith("."):
+                continue
+            display, wnid = parse_breed_folder(folder.name)
+            if display in self._folders:
+                raise ValueError(f"two folders in {self.root} are both breed {display!r}")
+            self._folders[display] = (folder, wnid)
+
+    def breeds(self) -> list[str]:
+        """Return the breed display names of the sub-folders, sorted."""
+        return sorted(self._folders)
+
+    def candidates(self, breed: str, limit: int) -> list[Candidate]:
+        """Return the breed folder's files as file: URLs, sorted by name."""
+        if breed not in self._folders:
+            raise KeyError(f"no folder for breed {breed!r} in {self.root}")
+        folder, wnid = self._folders[breed]
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        return [Candidate(breed, wnid, self.name, p.as_uri()) for p in files[:limit]]
+
+
+@dataclass
+class CollectReport:
+    """What a collection run did: per-breed status counts (whole manifest) and this run's work."""
+
+    out_dir: Path
+    counts: dict[str, dict[str, int]]
+    fetched: int
+    resumed: int
+    seconds: float
+
+    def total(self, status: str) -> int:
+        """Return how many candidates of the run's breeds have `status`."""
+        return sum(c.get(status, 0) for c in self.counts.values())
+
+    def __str__(self) -> str:
+        return (
+            f"{self.total('kept')} kept, {self.total('rejected')} rejected, "
+            f"{self.total('failed')} failed over {len(self.counts)} breeds; fetched "
+            f"{self.fetched}, skipped {self.resumed} already done, in {self.seconds:.1f}s"
+        )
+
+
+def make_source(kind: str, path: str | os.PathLike | None = None) -> Source:
+    """Return the source a notebook parameter names: "search", "manifest" (CSV) or "folder"."""
+    if kind == "search":
+        return ImageSearchSource()
+    if kind not in ("manifest", "folder"):
+        raise ValueError(f"unknown source {kind!r}: use 'search', 'manifest' or 'folder'")
+    if path is None:
+        raise ValueError(f"the {kind} source needs source_path (a CSV file or a folder)")
+    resolved = project_path(path)
+    if not resolved.exists():
+        raise FileNotFoundError(f"source_path {resolved} does not exist")
+    return ManifestSource(resolved) if kind == "manifest" else FolderSource(resolved)
+
+
+def collect_images(
+    source: Source,
+    breeds: Iterable[str],
+    out_dir: str | os.PathLike,
+    per_breed: int,
+    *,
+    rules: ImageRules | None = None,
+    policy: FetchPolicy | None = None,
+    workers: int = 8,
+    oversample: float = 3.0,
+    progress: bool = True,
+) -> CollectReport:
+    """Download and validate up to `per_breed` images per breed into `out_dir`, resuming a run.
+
+    The source is asked for `per_breed * oversample` candidates to allow for rejects.
+    """
+    rules, policy = rules or ImageRules(), policy or FetchPolicy()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = _checked_breeds(breeds)
+    state = _RunState(out, _load_rows(out))
+    start = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        job = _Job(source, per_breed, rules, policy, pool, workers)
+        for number, breed in enumerate(names, 1):
+            todo = state.todo(source.candidates(breed, math.ceil(per_breed * oversample)))
+            # One bar per breed that stays on screen: a plain log of how each breed went.
+            desc = f"[{number}/{len(names)}] {breed}"
+            with tqdm(total=per_breed, desc=desc, file=sys.stderr, disable=not progress) as bar:
+                _collect_breed(job, state, breed, todo, bar)
+    _remove_orphans(out, state.rows, names)
+    counts = {b: state.status_counts(b) for b in names}
+    return CollectReport(out, counts, state.fetched, state.resumed, time.monotonic() - start)
+
+
+def _checked_breeds(breeds: Iterable[str]) -> list[str]:
+    names = sorted(set(breeds))
+    slugs = [breed_slug(b) for b in names]
+    if len(set(slugs)) != len(slugs):
+        raise ValueError("two breeds share a folder name (slug); rename one")
+    return names
+
+
+class _RunState:
+    """Manifest rows keyed by (breed, url), plus what this run fetched and skipped."""
+
+    def __init__(self, out: Path, rows: list[dict[str, str]]):
+        self.out, self.fetched, self.resumed = out, 0, 0
+        # A kept row whose image was deleted is forgotten, so its URL is fetched again.
+        present = [r for r in rows if r["status"] != "kept" or (out / r["path"]).is_file()]
+        self.rows = {(r["breed"], r["url"]): r for r in present}
+
+    def todo(self, candidates: list[Candidate]) -> list[Candidate]:
+        """Return the candidates not settled by an earlier run, first occurrence of each URL."""
+        fresh, seen = [], set()
+        for cand in candidates:
+            row = self.rows.get((cand.breed, cand.url))
+            if cand.url in seen:
+                continue
+            seen.add(cand.url)
+            if row and row["status"] != "failed":
+                self.resumed += 1
+            else:
+                fresh.append(cand)
+        return fresh
+
+    def kept(self, breed: str) -> list[dict[str, str]]:
+        """Return the kept rows of `breed`."""
+        return [r for (b, _), r in self.rows.items() if b == breed and r["status"] == "kept"]
+
+    def status_counts(self, breed: str) -> dict[str, int]:
+        counts = {"kept": 0, "rejected": 0, "failed": 0}
+        for (b, _), row in self.rows.items():
+            if b == breed:
+                counts[row["status"]] = counts.get(row["status"], 0) + 1
+        return counts
+
+
+@dataclass(frozen=True)
+class _Job:
+    """The fixed settings of one collection run."""
+
+    source: Source
+    per_breed: int
+    rules: ImageRules
+    policy: FetchPolicy
+    pool: ThreadPoolExecutor
+    workers: int
+
+
+def _collect_breed(job: _Job, state: _RunState, breed: str, todo: list, bar: tqdm) -> None:
+    """Fetch candidates in order, in batches, until `per_breed` images are kept."""
+    kept = state.kept(breed)
+    shas = {r["sha256"] for r in kept}
+    hashes = [imagehash.hex_to_hash(r["phash"]) for r in kept]
+    bar.update(min(len(kept), job.per_breed))
+    position = 0
+    while len(shas) < job.per_breed and position < len(todo):
+        # The batch size depends only on counts, never on timing, so results are reproducible.
+        batch = todo[position : position + max(job.per_breed - len(shas), job.workers)]
+        position += len(batch)
+        outcomes = job.pool.map(
+            lambda c: evaluate(c, job.source.schemes, job.rules, job.policy), batch
+        )
+        for outcome in outcomes:  # applied in candidate order: the earlier near duplicate wins
+            if len(shas) >= job.per_breed:
+                break  # fetched beyond the target: left unrecorded so the result is the same
+            state.fetched += 1
+            row = _settle(outcome, shas, hashes, job.rules, state.out)
+            state.rows[(row["breed"], row["url"])] = row
+            bar.update(row["status"] == "kept")
+        _write_manifest(state.out, state.rows.values())
+
+
+def _settle(outcome: Outcome, shas: set, hashes: list, rules: ImageRules, out: Path) -> dict:
+    """Reject exact and near duplicates of the breed's kept images, store the rest."""
+    if outcome.status == "kept":
+        phash = imagehash.hex_to_hash(outcome.phash)
+        if outcome.sha256 in shas:
+            outcome.status, outcome.reason = "rejected", "duplicate"
+        elif any(phash - other <= rules.near_duplicate_distance for other in hashes):
+            outcome.status, outcome.reason = "rejected", "near_duplicate"
+        else:
+            shas.add(outcome.sha256)
+            hashes.append(phash)
+    row = _row(outcome)
+    if row["path"] and not (out / row["path"]).is_file():
+        _atomic_write(out / row["path"], outcome.jpeg)
+    return row
+
+
+def _row(o: Outcome) -> dict[str, str]:
+    c = o.candidate
+    path = f"{breed_slug(c.breed)}/{o.sha256}.jpg" if o.status == "kept" else ""
+    values = (c.breed, c.wnid or "", c.source, c.url, o.sha256, o.phash, o.width, o.height)
+    row = dict(zip(COLUMNS, ("" if v is None else str(v) for v in values), strict=False))
+    return {**row, "status": o.status, "reason": o.reason, "path": path}
+
+
+def _atomic_write(path: Path, data: bytes, *, sync: bool = False) -> None:
+    """Write to a temp file beside `path` and rename it, so a crash never leaves a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_manifest(out: Path, rows: Iterable[dict[str, str]]) -> None:
+    """Rewrite the whole manifest atomically, rows sorted so thread timing cannot reorder it."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(sorted(rows, key=lambda r: (r["breed"], r["url"])))
+    _atomic_write(out / MANIFEST, buffer.getvalue().encode("utf-8"), sync=True)
+
+
+def _load_rows(out: Path) -> list[dict[str, str]]:
+    path = out / MANIFEST
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if tuple(reader.fieldnames or ()) != COLUMNS:
+            raise ValueError(f"{path} has columns {reader.fieldnames}, expected {list(COLUMNS)}")
+        return list(reader)
+
+
+def _remove_orphans(out: Path, rows: dict, breeds: Sequence[str]) -> None:
+    """Delete temp files and images no manifest row refers to (left by a killed run)."""
+    referenced = {out / r["path"] for r in rows.values() if r["path"]}
+    for tmp in out.glob(f"{_TMP_PREFIX}*"):
+        tmp.unlink(missing_ok=True)
+    for breed in breeds:
+        folder = out / breed_slug(breed)
+        for path in folder.glob("*") if folder.is_dir() else ():
+            orphan = path.suffix == ".jpg" and len(path.stem) == 64 and path not in referenced
+            if orphan or path.name.startswith(_TMP_PREFIX):
+                path.unlink()
+
+
+def read_manifest(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """Return the manifest as a DataFrame (empty strings for missing values, sizes as Int64)."""
+    import pandas as pd  # only the notebooks need pandas
+
+    frame = pd.read_csv(Path(out_dir) / MANIFEST, dtype=str, keep_default_na=False)
+    for column in ("width", "height"):
+        frame[column] = pd.to_numeric(frame[column]).astype("Int64")
+    return frame
+
+
+def counts_by_breed_and_reason(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """Return one row per breed: the `kept` count, then one column per rejection/failure reason."""
+    frame = read_manifest(out_dir)
+    outcome = frame["reason"].where(frame["status"] != "kept", "kept")
+    table = frame.assign(outcome=outcome).pivot_table(
+        index="breed", columns="outcome", values="url", aggfunc="count", fill_value=0
+    )
+    columns = ["kept"] + sorted(c for c in table.columns if c != "kept")
+    return table.reindex(columns=columns, fill_value=0).rename_axis(columns=None)
+
+
+def sample_paths(out_dir: str | os.PathLike, n: int, seed: int = 0) -> list[Path]:
+    """Return `n` kept image paths chosen reproducibly by `seed` (all of them if fewer)."""
+    frame = read_manifest(out_dir)
+    paths = sorted(frame.loc[frame["status"] == "kept", "path"])
+    chosen = random.Random(seed).sample(paths, min(n, len(paths)))
+    return [Path(out_dir) / p for p in chosen]
