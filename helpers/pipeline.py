@@ -1,6 +1,6 @@
 """Run the notebooks in order with papermill for one parameter set.
 
-    python -m helpers.pipeline params/demo.yaml [--only 01_scrape,02_split] [--update-notebooks]
+python -m helpers.pipeline params/demo.yaml [--only 01_scrape,02_split] [--update-notebooks]
 """
 
 from __future__ import annotations
