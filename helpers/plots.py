@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from PIL import Image
 
@@ -44,5 +45,36 @@ def stacked_counts(table: pd.DataFrame, title: str, xlabel: str = "photos") -> p
     ax.set_xlabel(xlabel)
     ax.set_ylabel("")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def array_grid(
+    images: Sequence, titles: Sequence[str], ncols: int = 6, size: float = 2.0
+) -> plt.Figure:
+    """Return a figure of images given as arrays of [0, 255] pixels, each with its title."""
+    nrows = max(1, math.ceil(len(images) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.1))
+    for ax in getattr(axes, "flat", [axes]):
+        ax.axis("off")
+    for ax, image, title in zip(getattr(axes, "flat", [axes]), images, titles, strict=False):
+        ax.imshow(np.clip(np.asarray(image), 0, 255).astype("uint8"))
+        ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(log: pd.DataFrame, title: str) -> plt.Figure:
+    """Return loss and accuracy per epoch, train against validation, from a Keras CSV log."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    epochs = log["epoch"] + 1
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        ax.plot(epochs, log[metric], marker="o", label="train")
+        if f"val_{metric}" in log:
+            ax.plot(epochs, log[f"val_{metric}"], marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend(fontsize=8, frameon=False)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -1,0 +1,197 @@
+"""tf.data input pipelines built from the split manifest (docs/formats.md), plus augmentation."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from helpers.paths import project_path
+
+SPLITS = ("train", "val", "holdout")
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _join(base: str, *parts: str) -> str:
+    """Join path parts with '/', which works for local paths and gs:// style URLs alike."""
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def _is_url(path: str) -> bool:
+    return "://" in path
+
+
+def read_split(split_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[dict]]:
+    """Read split.csv and split.json from `split_dir` (a folder or a tf.io.gfile URL).
+
+    Returns the table, with an added `label` column (class index) and `file` column (full image
+    path), and the classes in output order as `[{"name", "wnid"}, ...]`.
+    """
+    split_dir = str(split_dir)
+    with tf.io.gfile.GFile(_join(split_dir, "split.json"), "r") as f:
+        info = json.load(f)
+    with tf.io.gfile.GFile(_join(split_dir, "split.csv"), "r") as f:
+        # wnid stays a string: ids like "n02085620" must not be parsed and empty means unknown.
+        table = pd.read_csv(io.StringIO(f.read()), dtype=str, keep_default_na=False)
+    classes = [{"name": c["name"], "wnid": c.get("wnid") or None} for c in info["classes"]]
+    index = {c["name"]: i for i, c in enumerate(classes)}
+    excluded = set(info.get("excluded") or {})
+    table = table[~table["breed"].isin(excluded - set(index))].reset_index(drop=True)
+    unknown = sorted(set(table["breed"]) - set(index))
+    if unknown:
+        raise ValueError(f"split.csv has breeds missing from split.json's classes: {unknown[:5]}")
+    table["label"] = table["breed"].map(index).astype(np.int32)
+    raw_dir = resolve_raw_dir(info["raw_dir"])
+    table["file"] = [_join(raw_dir, p) for p in table["path"]]
+    return table, classes
+
+
+def resolve_raw_dir(raw_dir: str) -> str:
+    """Return split.json's raw_dir as a usable path: URLs and absolute paths as they are,
+    relative paths against the project root (as every path in the project's files is)."""
+    return raw_dir if _is_url(raw_dir) else project_path(raw_dir).as_posix()
+
+
+def split_labels(table: pd.DataFrame, split: str) -> np.ndarray:
+    """Return the class indices of the rows of one split, in table order."""
+    return table.loc[table["split"] == split, "label"].to_numpy(np.int32)
+
+
+def class_weights(labels: Sequence[int] | np.ndarray, num_classes: int) -> dict[int, float]:
+    """Balanced class weights (n / (k * count)) so rare breeds count as much as common ones.
+
+    Classes absent from `labels` get 1.0: they contribute no samples, so the value is moot, but
+    Keras wants a weight for every class index.
+    """
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=num_classes)
+    present = counts > 0
+    n, k = counts.sum(), int(present.sum())
+    return {i: float(n / (k * counts[i])) if present[i] else 1.0 for i in range(num_classes)}
+
+
+def decode_and_resize(data: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Decode image bytes to float32 RGB in [0, 255] squashed to (image_size, image_size, 3).
+
+    This is the one resize every saved model expects (docs/formats.md): bilinear, antialiased,
+    aspect ratio not kept.
+    """
+    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
+    return tf.cast(image, tf.float32)
+
+
+def make_dataset(
+    split_dir: str | os.PathLike,
+    split: str,
+    image_size: int,
+    batch_size: int,
+    *,
+    shuffle: bool | None = None,
+    seed: int = 0,
+    cache: bool | str = True,
+    augment: keras.layers.Layer | None = None,
+    drop_remainder: bool = False,
+    shuffle_buffer: int = 2048,
+    table: pd.DataFrame | None = None,
+) -> tf.data.Dataset:
+    """Batches of (images float32 [0, 255], labels int32) for one split of the manifest.
+
+    `shuffle` defaults to True for train only (a seeded file order, then a `shuffle_buffer` of
+    decoded images reshuffled every epoch); `cache` is True (memory), a file path prefix, or
+    False; `augment` (e.g. `augmentation(seed)`) runs on each batch in training mode, after the
+    cache so every epoch sees new variations. Pass `table` to reuse an already read manifest.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    if table is None:
+        table, _ = read_split(split_dir)
+    rows = table[table["split"] == split]
+    if rows.empty:
+        raise ValueError(f"split {split!r} has no images in {split_dir}")
+    shuffle = split == "train" if shuffle is None else shuffle
+    if shuffle:
+        # The manifest is sorted by breed and the shuffle buffer below may be smaller than the
+        # split, so put the files in a seeded random order first.
+        rows = rows.sample(frac=1.0, random_state=seed)
+    files = tf.constant(rows["file"].tolist())
+    labels = tf.constant(rows["label"].to_numpy(np.int32))
+    ds = tf.data.Dataset.from_tensor_slices((files, labels))
+
+    def load(path: tf.Tensor, label: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        # tf.io.read_file goes through the same filesystem layer as gfile, so gs:// works too.
+        return decode_and_resize(tf.io.read_file(path), image_size), label
+
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+    if cache:
+        ds = ds.cache("" if cache is True else str(cache))
+    if shuffle:
+        buffer = min(len(rows), shuffle_buffer)
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE)
+    if augment is not None:
+        ds = ds.map(
+            lambda x, y: (augment(x, training=True), y),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=True,
+        )
+    return ds.prefetch(AUTOTUNE)
+
+
+def augmentation(seed: int | None = None, strength: float = 1.0) -> keras.Sequential:
+    """Random photo variations as Keras layers, for float32 images in [0, 255].
+
+    Every change is symmetric around "no change", so augmented images keep the brightness of
+    the originals on average (the original project's brightness_range=[0.2, 0.8] darkened
+    every training photo while validation photos stayed bright).
+    """
+
+    def s(i: int) -> int | None:
+        # Distinct seeds per layer, otherwise layers seeded alike draw correlated factors.
+        return None if seed is None else seed + i
+
+    f = strength
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=s(0)),
+            keras.layers.RandomRotation(0.04 * f, fill_mode="reflect", seed=s(1)),
+            keras.layers.RandomZoom(0.1 * f, fill_mode="reflect", seed=s(2)),
+            keras.layers.RandomTranslation(0.08 * f, 0.08 * f, fill_mode="reflect", seed=s(3)),
+            keras.layers.RandomContrast(0.15 * f, value_range=(0, 255), seed=s(4)),
+            keras.layers.RandomBrightness(0.1 * f, value_range=(0, 255), seed=s(5)),
+        ],
+        name="augmentation",
+    )
+
+
+def make_datasets(
+    split_dir: str | os.PathLike,
+    image_size: int,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    augment: bool = True,
+    cache: bool | str = True,
+) -> tuple[dict[str, tf.data.Dataset], list[dict], pd.DataFrame]:
+    """Return the train/val/holdout datasets (train shuffled and augmented), classes and table."""
+    table, classes = read_split(split_dir)
+    datasets = {
+        split: make_dataset(
+            split_dir,
+            split,
+            image_size,
+            batch_size,
+            seed=seed,
+            cache=cache,
+            augment=augmentation(seed) if augment and split == "train" else None,
+            table=table,
+        )
+        for split in SPLITS
+    }
+    return datasets, classes, table

@@ -1,0 +1,401 @@
+"""Training shared by the notebooks: hardware setup, layer-wise learning rates, fit with resume,
+the two-stage transfer recipe and the metadata that goes next to a saved model."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import hashlib
+import importlib.util
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from helpers.models import BACKBONE, head_only_model
+
+__all__ = [
+    "Hardware",
+    "LayerwiseAdam",
+    "backbone_features",
+    "backbone_lr_multipliers",
+    "compile_classifier",
+    "fit",
+    "head_only_model",
+    "holdout_metrics",
+    "seed_everything",
+    "set_backbone_trainable",
+    "setup_hardware",
+    "strategy_for_hardware",
+    "training_metadata",
+]
+
+
+# ---------------------------------------------------------------- reproducibility and hardware
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and TensorFlow, and make TF ops deterministic (slower on GPU)."""
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _tf_config() -> dict:
+    return json.loads(os.environ.get("TF_CONFIG") or "{}")
+
+
+def _cluster_size(tf_config: dict) -> int:
+    cluster = tf_config.get("cluster", {})
+    return sum(len(cluster.get(kind, [])) for kind in ("chief", "worker"))
+
+
+def strategy_for_hardware() -> tf.distribute.Strategy:
+    """MultiWorkerMirrored when TF_CONFIG names several workers, Mirrored over the local GPUs
+    when there are several (or over several logical CPUs when there is no GPU), else the
+    default strategy. Call it first: a multi-worker strategy must exist before any TF op.
+
+    Caveat: Keras 3.15's `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585:
+    its train step reduces the scalar logs along axis 0), so multi-worker needs a custom loop.
+    """
+    # Checked before listing devices, which would initialize TF too early for collectives.
+    if _cluster_size(_tf_config()) > 1:
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    cpus = tf.config.list_logical_devices("CPU")
+    devices = gpus if gpus else cpus
+    if len(devices) > 1:
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
+    return tf.distribute.get_strategy()
+
+
+@dataclasses.dataclass(frozen=True)
+class Hardware:
+    """What `setup_hardware` chose; pass `jit_compile` to `compile_classifier`."""
+
+    strategy: tf.distribute.Strategy
+    gpus: int
+    mixed_precision: bool
+    jit_compile: bool
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync
+
+
+def setup_hardware(
+    mixed_precision: bool | None = None, jit_compile: bool | None = None
+) -> Hardware:
+    """Pick the distribution strategy and, on GPUs only, mixed_float16 and XLA.
+
+    Both default to on when every GPU supports them (mixed precision needs compute capability
+    7.0+) and are always off on CPU, where XLA made EfficientNet-Lite 8-12x slower here.
+    """
+    strategy = strategy_for_hardware()
+    gpus = tf.config.list_physical_devices("GPU")
+    fast_fp16 = bool(gpus) and all(_compute_capability(g) >= (7, 0) for g in gpus)
+    use_mp = fast_fp16 if mixed_precision is None else bool(mixed_precision and gpus)
+    use_jit = bool(gpus) if jit_compile is None else bool(jit_compile and gpus)
+    keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
+    return Hardware(strategy, len(gpus), use_mp, use_jit)
+
+
+def _compute_capability(gpu: tf.config.PhysicalDevice) -> tuple[int, int]:
+    details = tf.config.experimental.get_device_details(gpu)
+    return tuple(details.get("compute_capability") or (0, 0))
+
+
+# ------------------------------------------------------------------ layer-wise learning rates
+
+
+@keras.saving.register_keras_serializable(package="doggo")
+class LayerwiseAdam(keras.optimizers.Adam):
+    """Adam whose learning rate is multiplied per variable, matched by `variable.path` prefix.
+
+    Adam's update is invariant to the gradient's scale, so scaling gradients cannot slow the
+    pretrained layers down; scaling their learning rate does. `lr_multipliers` maps a path or
+    path prefix (whole "/" components, longest match wins) to a factor; others get 1.0.
+    """
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        lr_multipliers: dict[str, float] | None = None,
+        **kwargs,
+    ):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.lr_multipliers = {str(k): float(v) for k, v in (lr_multipliers or {}).items()}
+
+    def multiplier_for(self, path: str) -> float:
+        """The learning-rate factor for a variable path."""
+        best, factor = -1, 1.0
+        for prefix, value in self.lr_multipliers.items():
+            if (path == prefix or path.startswith(prefix.rstrip("/") + "/")) and len(prefix) > best:
+                best, factor = len(prefix), value
+        return factor
+
+    def build(self, var_list: Sequence[keras.Variable]) -> None:
+        if self.built:
+            return
+        super().build(var_list)
+        # Indexed like the optimizer's slots: update_step gets the backend variable (a
+        # tf.Variable, per replica under tf.distribute), whose path is not available there.
+        self._variable_factors = tuple(self.multiplier_for(v.path) for v in var_list)
+
+    def update_step(self, gradient, variable, learning_rate) -> None:
+        factor = self._variable_factors[self._get_variable_index(variable)]
+        if factor != 1.0:
+            learning_rate = keras.ops.cast(learning_rate, variable.dtype) * factor
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["lr_multipliers"] = dict(self.lr_multipliers)
+        return config
+
+
+def backbone_lr_multipliers(
+    model: keras.Model, multiplier: float = 0.1, backbone: str = BACKBONE
+) -> dict[str, float]:
+    """`LayerwiseAdam` multipliers giving every variable of the nested backbone `multiplier`."""
+    return {v.path: float(multiplier) for v in model.get_layer(backbone).weights}
+
+
+def compile_classifier(
+    model: keras.Model,
+    learning_rate: float,
+    *,
+    backbone_lr_multiplier: float | None = None,
+    jit_compile: bool = False,
+) -> keras.Model:
+    """Compile for integer labels and logits with (layer-wise) Adam, accuracy and top-5.
+
+    With `backbone_lr_multiplier` (0.1 in the original) the nested "backbone" learns that much
+    slower than the head. Compile inside `strategy.scope()` when using a strategy.
+    """
+    multipliers = (
+        backbone_lr_multipliers(model, backbone_lr_multiplier)
+        if backbone_lr_multiplier is not None
+        else None
+    )
+    num_classes = model.output_shape[-1]
+    model.compile(
+        optimizer=LayerwiseAdam(learning_rate, lr_multipliers=multipliers),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, num_classes), name="top5"),
+        ],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+# ------------------------------------------------------------------------------ training loop
+
+
+def _worker_dir(run_dir: Path) -> Path:
+    """The chief writes to run_dir; other workers of a multi-worker run to their own subfolder
+    so they never overwrite the chief's checkpoints and logs."""
+    task = _tf_config().get("task", {})
+    kind, index = task.get("type", "worker"), int(task.get("index", 0))
+    chief = kind == "chief" or (kind == "worker" and index == 0 and not _has_chief())
+    return run_dir if chief else run_dir / "workers" / f"{kind}_{index}"
+
+
+def _has_chief() -> bool:
+    return bool(_tf_config().get("cluster", {}).get("chief"))
+
+
+def _best_logged(log_path: Path, monitor: str) -> float | None:
+    """The best (lowest) value of `monitor` in an existing CSV log, to resume checkpointing."""
+    if not log_path.exists():
+        return None
+    with log_path.open(newline="") as f:
+        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
+    return min(values) if values else None
+
+
+def fit(
+    model: keras.Model,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset | None,
+    *,
+    run_dir: str | os.PathLike,
+    epochs: int,
+    class_weight: dict[int, float] | None = None,
+    patience: int = 5,
+    monitor: str = "val_loss",
+    callbacks: Iterable[keras.callbacks.Callback] = (),
+    tensorboard: bool | None = None,
+    verbose: int | str = "auto",
+) -> keras.callbacks.History:
+    """Train a compiled model with checkpointing, early stopping, logs, and resume after a kill.
+
+    run_dir gets best.keras (lowest `monitor`), log.csv, tb/ and backup/; re-running the same
+    call after an interruption resumes at the next epoch. TensorBoard logs are written when the
+    tensorboard package is installed (`tensorboard=None`). The History gets `training_seconds`.
+    """
+    if model.optimizer is None or not model.compiled:
+        raise ValueError("compile the model first (e.g. with compile_classifier)")
+    run_dir = _worker_dir(Path(run_dir))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    backup_dir, log_path = run_dir / "backup", run_dir / "log.csv"
+    resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
+    if val_ds is None and monitor.startswith("val_"):
+        monitor = monitor.removeprefix("val_")
+    # Without this a resumed run's first epoch would replace a better best.keras.
+    best = _best_logged(log_path, monitor) if resuming else None
+    standard = [
+        keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
+        keras.callbacks.CSVLogger(str(log_path), append=resuming),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "best.keras"),
+            monitor=monitor,
+            save_best_only=True,
+            initial_value_threshold=best,
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=patience, restore_best_weights=True
+        ),
+    ]
+    if tensorboard is None:
+        # TF 2.21 no longer installs tensorboard; its callback fails without it.
+        tensorboard = importlib.util.find_spec("tensorboard") is not None
+    if tensorboard:
+        standard.append(
+            keras.callbacks.TensorBoard(str(run_dir / "tb"), write_graph=False, profile_batch=0)
+        )
+    start = time.perf_counter()
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        class_weight=class_weight,
+        shuffle=False,  # datasets come shuffled (make_dataset); Keras can't shuffle them anyway
+        # The caller's callbacks run last so they see each epoch already logged and backed up.
+        callbacks=[*standard, *callbacks],
+        verbose=verbose,
+    )
+    history.training_seconds = time.perf_counter() - start
+    return history
+
+
+# -------------------------------------------------------------------- two-stage transfer recipe
+
+
+def backbone_features(
+    backbone: keras.Model, dataset: tf.data.Dataset
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run a frozen backbone once over (images, labels) batches; return pooled features, labels.
+
+    Feature maps are averaged over space, as the head's pooling layer would. Use an
+    un-augmented, un-shuffled dataset: cached features cannot be augmented.
+    """
+    features, labels = [], []
+    for images, batch_labels in dataset:
+        out = keras.ops.convert_to_numpy(backbone(images, training=False))
+        if out.ndim == 4:
+            out = out.mean(axis=(1, 2))
+        features.append(out.astype(np.float32))
+        labels.append(np.asarray(batch_labels))
+    return np.concatenate(features), np.concatenate(labels).astype(np.int32)
+
+
+def _sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    children = getattr(layer, "layers", None) or []
+    return [layer] + [sub for child in children for sub in _sublayers(child)]
+
+
+def set_backbone_trainable(
+    model: keras.Model,
+    trainable: bool,
+    from_layer: str | int | None = None,
+    backbone: str = BACKBONE,
+) -> None:
+    """Freeze or unfreeze the nested backbone; recompile the model afterwards.
+
+    When unfreezing, layers before `from_layer` (a name or index in the backbone) stay frozen,
+    and every BatchNormalization layer stays frozen: in Keras 3 a non-trainable BN layer runs
+    in inference mode, so fine-tuning keeps the pretrained moving statistics.
+    """
+    inner = model.get_layer(backbone)
+    inner.trainable = trainable
+    if not trainable:
+        return
+    layers = inner.layers
+    start = 0
+    if isinstance(from_layer, str):
+        start = [layer.name for layer in layers].index(from_layer)
+    elif isinstance(from_layer, int):
+        start = from_layer
+    for layer in layers[:start]:
+        layer.trainable = False
+    for layer in _sublayers(inner):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+# ----------------------------------------------------------------------------------- metadata
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a local or tf.io.gfile file, read in chunks."""
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(str(path), "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def training_metadata(
+    *,
+    name: str,
+    classes: Sequence[dict],
+    image_size: int,
+    split_dir: str | os.PathLike,
+    backbone: str | None,
+    weights: str | None,
+    params: dict,
+    metrics: dict,
+    training_seconds: float,
+    output: str = "logits",
+    preprocessing: str = "RGB float32 in [0, 255], squashed with bilinear antialiased resize",
+    version: str = "1",
+    provenance: str = "",
+    **extra,
+) -> dict:
+    """The metadata.json dict of docs/formats.md; the data hash is split.csv's sha256."""
+    if output not in ("logits", "probabilities"):
+        raise ValueError(f"output must be 'logits' or 'probabilities', not {output!r}")
+    return {
+        "name": name,
+        "version": version,
+        "created": datetime.date.today().isoformat(),
+        "task": "dog-breed",
+        "classes": [{"name": c["name"], "wnid": c.get("wnid") or None} for c in classes],
+        "image_size": int(image_size),
+        "output": output,
+        "preprocessing": preprocessing,
+        "backbone": backbone,
+        "weights": weights,
+        "params": params,
+        "data_manifest_sha256": file_sha256(f"{str(split_dir).rstrip('/')}/split.csv"),
+        # NumPy scalars (what Keras and sklearn return) are not JSON serializable.
+        "metrics": {k: v.item() if isinstance(v, np.generic) else v for k, v in metrics.items()},
+        "training_seconds": float(training_seconds),
+        "provenance": provenance,
+        **extra,
+    }
+
+
+def holdout_metrics(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, float]:
+    """Return the compiled metrics of `model` on a held-out dataset, keys prefixed `holdout_`."""
+    results = model.evaluate(dataset, return_dict=True, verbose=0)
+    return {f"holdout_{name}": round(float(value), 6) for name, value in results.items()}
