@@ -23,7 +23,7 @@ run: setup
 	$(BIN)/python -m helpers.pipeline $(PARAMS)
 
 notebooks: setup  ## re-execute the demo and write its outputs into notebooks/ (to commit)
-	rm -rf data/demo
+	rm -rf data/demo runs/demo
 	$(BIN)/python -m helpers.pipeline params/demo.yaml --update-notebooks
 	$(BIN)/jupytext --sync notebooks/*.ipynb
 
@@ -37,6 +37,7 @@ format: setup
 
 test: setup lint
 	$(BIN)/python -m pytest tests/code tests/model
+	rm -rf data/demo runs/demo  # nbval re-runs the demo from scratch, as the committed outputs were
 	$(BIN)/python -m pytest --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 900 notebooks/
 	DOGGO_REQUIRE_DATA=1 $(BIN)/python -m pytest tests/data
 

@@ -81,7 +81,13 @@ def decode_and_resize(data: tf.Tensor, image_size: int) -> tf.Tensor:
     This is the one resize every saved model expects (docs/formats.md): bilinear, antialiased,
     aspect ratio not kept.
     """
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
+    # JPEGs (everything 01_scrape stores) decode with the accurate IDCT, as Pillow does in
+    # helpers.predict, so training and serving see the same pixels.
+    image = tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+    )
     image.set_shape([None, None, 3])
     image = tf.image.resize(image, (image_size, image_size), method="bilinear", antialias=True)
     return tf.cast(image, tf.float32)

@@ -27,6 +27,7 @@ __all__ = [
     "backbone_lr_multipliers",
     "compile_classifier",
     "fit",
+    "features_dataset",
     "head_only_model",
     "holdout_metrics",
     "seed_everything",
@@ -60,9 +61,6 @@ def strategy_for_hardware() -> tf.distribute.Strategy:
     """MultiWorkerMirrored when TF_CONFIG names several workers, Mirrored over the local GPUs
     when there are several (or over several logical CPUs when there is no GPU), else the
     default strategy. Call it first: a multi-worker strategy must exist before any TF op.
-
-    Caveat: Keras 3.15's `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585:
-    its train step reduces the scalar logs along axis 0), so multi-worker needs a custom loop.
     """
     # Checked before listing devices, which would initialize TF too early for collectives.
     if _cluster_size(_tf_config()) > 1:
@@ -235,15 +233,36 @@ def fit(
     callbacks: Iterable[keras.callbacks.Callback] = (),
     tensorboard: bool | None = None,
     verbose: int | str = "auto",
+    strategy: tf.distribute.Strategy | None = None,
 ) -> keras.callbacks.History:
     """Train a compiled model with checkpointing, early stopping, logs, and resume after a kill.
 
     run_dir gets best.keras (lowest `monitor`), log.csv, tb/ and backup/; re-running the same
     call after an interruption resumes at the next epoch. TensorBoard logs are written when the
     tensorboard package is installed (`tensorboard=None`). The History gets `training_seconds`.
+    Under a MultiWorkerMirroredStrategy (`strategy`, default the model's) it runs
+    `helpers.distributed.fit_distributed` instead: no TensorBoard, callbacks get epoch hooks.
     """
     if model.optimizer is None or not model.compiled:
         raise ValueError("compile the model first (e.g. with compile_classifier)")
+    strategy = strategy or model.distribute_strategy
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        # Keras 3.15's fit fails there (keras-team/keras#20585). Imported here: it imports us.
+        from helpers.distributed import fit_history
+
+        return fit_history(
+            model,
+            train_ds,
+            val_ds,
+            run_dir=run_dir,
+            epochs=epochs,
+            strategy=strategy,
+            class_weight=class_weight,
+            patience=patience,
+            monitor=monitor,
+            callbacks=callbacks,
+            verbose=verbose,
+        )
     run_dir = _worker_dir(Path(run_dir))
     run_dir.mkdir(parents=True, exist_ok=True)
     backup_dir, log_path = run_dir / "backup", run_dir / "log.csv"
@@ -321,23 +340,29 @@ def set_backbone_trainable(
 ) -> None:
     """Freeze or unfreeze the nested backbone; recompile the model afterwards.
 
-    When unfreezing, layers before `from_layer` (a name or index in the backbone) stay frozen,
-    and every BatchNormalization layer stays frozen: in Keras 3 a non-trainable BN layer runs
-    in inference mode, so fine-tuning keeps the pretrained moving statistics.
+    When unfreezing, layers before `from_layer` stay frozen: a layer name found at any depth
+    (e.g. "block13_expand_conv" inside a nested EfficientNet), or an index into the backbone's
+    layers flattened in order. Every BatchNormalization layer stays frozen: in Keras 3 a
+    non-trainable BN layer runs in inference mode, so fine-tuning keeps the pretrained statistics.
     """
     inner = model.get_layer(backbone)
     inner.trainable = trainable
     if not trainable:
         return
-    layers = inner.layers
+    # Leaf layers in order: nested models (preprocessing wrapper, keras.applications body) are
+    # opened up so a name deep inside can be the start of fine-tuning.
+    leaves = [layer for layer in _sublayers(inner) if not getattr(layer, "layers", None)]
     start = 0
     if isinstance(from_layer, str):
-        start = [layer.name for layer in layers].index(from_layer)
+        names = [layer.name for layer in leaves]
+        if from_layer not in names:
+            raise ValueError(f"no layer {from_layer!r} in the backbone; last ones: {names[-8:]}")
+        start = names.index(from_layer)
     elif isinstance(from_layer, int):
         start = from_layer
-    for layer in layers[:start]:
+    for layer in leaves[:start]:
         layer.trainable = False
-    for layer in _sublayers(inner):
+    for layer in leaves:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
 
@@ -399,3 +424,18 @@ def holdout_metrics(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, f
     """Return the compiled metrics of `model` on a held-out dataset, keys prefixed `holdout_`."""
     results = model.evaluate(dataset, return_dict=True, verbose=0)
     return {f"holdout_{name}": round(float(value), 6) for name, value in results.items()}
+
+
+def features_dataset(
+    features: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    *,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """Batches of cached backbone features and labels, for training a head in seconds."""
+    ds = tf.data.Dataset.from_tensor_slices((features, labels))
+    if shuffle:
+        ds = ds.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

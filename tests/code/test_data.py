@@ -6,9 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from _tinyset import COUNTS, breed_color, make_tinyset
+from PIL import Image
 
 from helpers import data
+from helpers.predict import image_to_array
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +99,18 @@ def test_dataset_with_augmentation_runs_in_tf_data(split_dir: Path) -> None:
     ds = data.make_dataset(split_dir, "train", 32, batch_size=6, augment=data.augmentation(seed=1))
     x, y = _all(ds)
     assert x.shape == (len(y), 32, 32, 3) and np.isfinite(x).all()
+
+
+def test_training_pipeline_and_predict_path_see_the_same_pixels(tmp_path):
+    """The pixels a model trains on equal the pixels helpers.predict gives it at serving time."""
+    rng = np.random.default_rng(0)
+    photo = tmp_path / "photo.jpg"
+    noise = rng.integers(0, 255, (90, 130, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(photo, quality=85)
+    png = tmp_path / "photo.png"
+    Image.fromarray(noise).save(png)
+    for path in (photo, png):
+        trained_on = data.decode_and_resize(tf.constant(path.read_bytes()), 64).numpy()
+        served = image_to_array(path, 64)
+        assert trained_on.shape == served.shape == (64, 64, 3)
+        assert np.abs(trained_on - served).max() < 1.0

@@ -1,0 +1,222 @@
+"""A custom training loop for any tf.distribute strategy, MultiWorkerMirroredStrategy included,
+under which Keras 3.15's `fit` fails (keras-team/keras#20585). `helpers.train.fit` uses it there.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from helpers.train import LayerwiseAdam, _best_logged, _worker_dir
+
+__all__ = ["fit_distributed", "fit_history"]
+
+SUM = tf.distribute.ReduceOp.SUM
+
+
+def fit_distributed(
+    model: keras.Model,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset | None,
+    *,
+    run_dir: str | os.PathLike,
+    epochs: int,
+    strategy: tf.distribute.Strategy | None = None,
+    learning_rate: float | None = None,
+    optimizer: keras.optimizers.Optimizer | None = None,
+    class_weight: dict[int, float] | None = None,
+    patience: int = 5,
+    monitor: str = "val_loss",
+    callbacks: Iterable[keras.callbacks.Callback] = (),
+    verbose: int | str = 0,
+) -> dict[str, list[float]]:
+    """Train with a GradientTape loop over `strategy` (default: the model's); `fit`'s artifacts.
+
+    The chief writes log.csv, best.keras (lowest `monitor`) and backup/ to run_dir (other
+    workers to run_dir/workers/<task>); re-running after a kill resumes at the next epoch.
+    Batches of `train_ds` are global batches. The optimizer is `optimizer`, else the compiled
+    one, else a `LayerwiseAdam(learning_rate)`. Callbacks get only the epoch and train hooks.
+    """
+    strategy = strategy or model.distribute_strategy
+    optimizer = _build_optimizer(
+        model, strategy, optimizer or getattr(model, "optimizer", None), learning_rate
+    )
+    run_dir = _worker_dir(Path(run_dir))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log_path, backup_dir = run_dir / "log.csv", run_dir / "backup"
+    if val_ds is None:
+        monitor = monitor.removeprefix("val_")
+
+    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
+    manager = tf.train.CheckpointManager(checkpoint, str(backup_dir), max_to_keep=1)
+    resuming = manager.latest_checkpoint is not None
+    if resuming:
+        checkpoint.restore(manager.latest_checkpoint)
+    if not resuming and log_path.exists():
+        log_path.unlink()  # a new run starts a new log, as CSVLogger(append=False) does
+    # Without this a resumed run's first epoch would replace a better best.keras.
+    logged = _best_logged(log_path, monitor) if resuming else None
+    best = np.inf if logged is None else logged
+
+    train_step, eval_step = _step_functions(model, optimizer, strategy, class_weight)
+    train_dist = strategy.experimental_distribute_dataset(_shardable(train_ds))
+    val_dist = (
+        None if val_ds is None else strategy.experimental_distribute_dataset(_shardable(val_ds))
+    )
+    hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
+    history: dict[str, list[float]] = {}
+    best_weights, wait, model.stop_training = None, 0, False
+    hooks.on_train_begin()
+    for epoch in range(int(epoch_var.numpy()), epochs):
+        hooks.on_epoch_begin(epoch)
+        logs = _epoch_logs(train_step, train_dist)
+        if val_dist is not None:
+            val_logs = _epoch_logs(eval_step, val_dist)
+            logs.update({f"val_{k}": v for k, v in val_logs.items()})
+        _append_log(log_path, epoch, logs)
+        if logs[monitor] < best:
+            best, best_weights, wait = logs[monitor], model.get_weights(), 0
+            model.save(run_dir / "best.keras")
+        else:
+            wait += 1
+        # Saved after the log and best.keras: a kill in between repeats an epoch, loses none.
+        epoch_var.assign(epoch + 1)
+        manager.save()
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        if verbose:
+            print(f"epoch {epoch + 1}/{epochs}", *(f"{k}={v:.4f}" for k, v in logs.items()))
+        hooks.on_epoch_end(epoch, logs)
+        if wait >= patience and best_weights is not None:
+            model.set_weights(best_weights)  # as EarlyStopping(restore_best_weights=True)
+        if wait >= patience or model.stop_training:
+            break
+    hooks.on_train_end(logs=None)
+    shutil.rmtree(backup_dir, ignore_errors=True)  # a finished run leaves nothing to resume
+    return history
+
+
+def fit_history(model: keras.Model, *args, **kwargs) -> keras.callbacks.History:
+    """`fit_distributed` returning a Keras History with `training_seconds`, like `train.fit`."""
+    start = time.perf_counter()
+    history = keras.callbacks.History()
+    history.set_model(model)
+    history.history = fit_distributed(model, *args, **kwargs)
+    history.epoch = list(range(len(next(iter(history.history.values()), []))))
+    history.training_seconds = time.perf_counter() - start
+    return history
+
+
+def _build_optimizer(
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    optimizer: keras.optimizers.Optimizer | None,
+    learning_rate: float | None,
+) -> keras.optimizers.Optimizer:
+    with strategy.scope():
+        if optimizer is None:
+            if learning_rate is None:
+                raise ValueError("pass learning_rate or optimizer, or compile the model")
+            optimizer = LayerwiseAdam(learning_rate)
+        # Slots made under the scope are mirrored like the weights; built before a restore so
+        # the checkpoint fills them in (no-op when already built).
+        optimizer.build(model.trainable_variables)
+    return optimizer
+
+
+def _shardable(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """Shard by data, not files: make_dataset's pipelines start from a tensor of file names, so
+    FILE sharding finds no reader op. Every worker then reads and decodes all files but keeps
+    its share of each batch; this needs the same element order on every worker (seeded
+    shuffles, as make_dataset's) and costs decoding time, not correctness."""
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)
+
+
+def _step_functions(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    strategy: tf.distribute.Strategy,
+    class_weight: dict[int, float] | None,
+) -> tuple[Callable, Callable]:
+    """The train and eval steps; each returns the global sums of (weighted loss, correct,
+    examples), so the epoch metrics are sums divided by global counts."""
+    weights = None
+    if class_weight:
+        table = np.ones(max(class_weight) + 1, "float32")
+        table[list(class_weight)] = list(class_weight.values())
+        weights = tf.constant(table)
+
+    def sums(y: tf.Tensor, logits: tf.Tensor, w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=y.dtype), y), tf.float32)
+        # As Keras: class weights weight the loss, not the (unweighted) compiled metrics.
+        count = tf.cast(tf.size(y), tf.float32)
+        return per_example, tf.stack(
+            [tf.reduce_sum(w * per_example), tf.reduce_sum(correct), count]
+        )
+
+    def train_replica(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        y = tf.cast(tf.reshape(y, [-1]), tf.int32)
+        w = tf.ones_like(y, tf.float32) if weights is None else tf.gather(weights, y)
+        # Partial last batches split unevenly across replicas: count the real global batch.
+        context = tf.distribute.get_replica_context()
+        global_batch = tf.cast(context.all_reduce(SUM, tf.cast(tf.size(y), tf.float32)), tf.int64)
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(x, training=True), tf.float32)
+            per_example, totals = sums(y, logits, w)
+            # Keras' class_weight semantics: sum(w * loss) / examples, not / sum(w).
+            loss = tf.nn.compute_average_loss(
+                per_example, sample_weight=w, global_batch_size=global_batch
+            )
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+            scaled = optimizer.scale_loss(loss)  # mixed precision's loss scaling, else as is
+        grads = tape.gradient(scaled, model.trainable_variables)
+        # Keras' optimizer sums the gradients across replicas (and unscales them) itself.
+        optimizer.apply(grads, model.trainable_variables)
+        return totals
+
+    def eval_replica(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        y = tf.cast(tf.reshape(y, [-1]), tf.int32)
+        logits = tf.cast(model(x, training=False), tf.float32)
+        return sums(y, logits, tf.ones_like(y, tf.float32))[1]
+
+    def distributed(replica_fn: Callable) -> Callable:
+        @tf.function(reduce_retracing=True)
+        def step(batch: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+            return strategy.reduce(SUM, strategy.run(replica_fn, args=batch), axis=None)
+
+        return step
+
+    return distributed(train_replica), distributed(eval_replica)
+
+
+def _epoch_logs(step: Callable, dataset: Iterable) -> dict[str, float]:
+    """Run `step` over a distributed dataset and turn its summed totals into Keras' logs."""
+    totals = tf.zeros(3)
+    for batch in dataset:
+        totals += step(batch)  # stays on device: no host sync per step
+    loss, correct, count = (float(t) for t in totals.numpy())
+    return {"accuracy": correct / count, "loss": loss / count}
+
+
+def _append_log(path: Path, epoch: int, logs: dict[str, float]) -> None:
+    """One CSVLogger-style row: epoch, then the metrics in sorted order."""
+    keys = sorted(logs)
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["epoch", *keys])
+        writer.writerow([epoch, *(logs[k] for k in keys)])
