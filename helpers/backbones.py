@@ -8,7 +8,7 @@ models download their weights on first use (into ~/.keras/models, or $KERAS_HOME
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -185,3 +185,29 @@ def build_imagenet_classifier(
 ) -> keras.Model:
     """Return the full 1000-class ImageNet classifier: [0, 255] RGB pixels in."""
     return _build(name, True, weights, None, None, classifier_activation)
+
+
+def imagenet_head_for(
+    name: str, classes: Sequence[dict], weights: str | Path | None = "imagenet"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return the ImageNet output layer's (kernel, bias) columns for `classes`, matched by wnid,
+    and a boolean mask of the classes found (a head started from these knows the breeds already).
+    """
+    from helpers.imagenet import imagenet_index_of_wnid
+
+    classifier = build_imagenet_classifier(name, weights, classifier_activation=None)
+    dense = [
+        layer
+        for layer in _leaf_layers(classifier)
+        if isinstance(layer, keras.layers.Dense) and layer.units == 1000
+    ][-1]
+    kernel, bias = dense.get_weights()
+    index = imagenet_index_of_wnid()
+    found = np.array([bool(c.get("wnid")) and c["wnid"] in index for c in classes])
+    columns = np.array([index.get(c.get("wnid") or "", 0) for c in classes])
+    return kernel[:, columns], bias[columns], found
+
+
+def _leaf_layers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    children = getattr(layer, "layers", None)
+    return [leaf for child in children for leaf in _leaf_layers(child)] if children else [layer]

@@ -92,3 +92,14 @@ def copy_head_weights(head: keras.Model, model: keras.Model) -> None:
     """Copy a trained `head_only_model`'s logits layer into a `transfer_classifier` model."""
     target = model.get_layer("head").get_layer(LOGITS)
     target.set_weights(head.get_layer(LOGITS).get_weights())
+
+
+def set_head_columns(head: keras.Model, kernel, bias, mask) -> int:
+    """Overwrite the logits layer's columns where `mask` is true (e.g. with ImageNet's rows for
+    the same breeds); return how many columns were set."""
+    layer = head.get_layer(LOGITS)
+    current_kernel, current_bias = layer.get_weights()
+    current_kernel[:, mask] = kernel[:, mask]
+    current_bias[mask] = bias[mask]
+    layer.set_weights([current_kernel, current_bias])
+    return int(mask.sum())

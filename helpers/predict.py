@@ -141,7 +141,8 @@ class Predictor:
             out /= out.sum(axis=1, keepdims=True)
         return out
 
-    def _result(self, probs: np.ndarray, top_k: int, path: str | None) -> Prediction:
+    def result(self, probs: np.ndarray, top_k: int = 5, path: str | None = None) -> Prediction:
+        """Return the answer for one probability vector: top-k dog breeds and the is-a-dog rule."""
         dog_probs = probs[self.dog_classes]
         mass = float(dog_probs.sum())
         order = self.dog_classes[np.argsort(-dog_probs, kind="stable")[:top_k]]
@@ -158,7 +159,7 @@ class Predictor:
         """Predict a batch already converted by `images_to_array`."""
         probs = self.probabilities(np.asarray(batch, np.float32))
         names = paths if paths is not None else [None] * len(probs)
-        return [self._result(p, top_k, name) for p, name in zip(probs, names, strict=True)]
+        return [self.result(p, top_k, name) for p, name in zip(probs, names, strict=True)]
 
     def predict_images(self, images: Sequence[ImageSource], top_k: int = 5) -> list[Prediction]:
         """Predict PIL images, bytes or paths; an unreadable one gets an error result, no raise."""

@@ -1,0 +1,34 @@
+"""Shared fixtures of the app tests: the embedded default model, loaded once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import helpers
+
+PROJECT = Path(helpers.__file__).resolve().parents[1]
+DATASET = PROJECT.parent / "shared" / "datasets" / "stanford-dogs-120"
+DOG_BREED_DIR = "n02099601-golden_retriever"  # a breed the ImageNet model knows well
+
+
+@pytest.fixture(scope="session")
+def service():
+    """The app's model service on the embedded default model (built once, cached in models/)."""
+    from app.inference import ModelService
+    from helpers.default_model import default_model_dir
+
+    loaded = ModelService.load(default_model_dir())
+    loaded.warm()
+    return loaded
+
+
+@pytest.fixture(scope="session")
+def dog_photo() -> Path:
+    """A real dog photo from the shared data set (never copied into the project)."""
+    folder = DATASET / DOG_BREED_DIR
+    photos = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
+    if not photos:
+        pytest.skip(f"shared dataset not present: {folder}")
+    return photos[0]

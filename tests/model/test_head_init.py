@@ -1,0 +1,41 @@
+"""A new head started from ImageNet's output rows knows the breeds before any training."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import helpers
+from helpers.backbones import build_feature_extractor, imagenet_head_for
+from helpers.models import head_only_model, set_head_columns
+from helpers.predict import images_to_array
+
+DATASET = (
+    Path(helpers.__file__).resolve().parents[1].parent / "shared" / "datasets" / "stanford-dogs-120"
+)
+pytestmark = pytest.mark.skipif(not DATASET.is_dir(), reason="shared dataset not present")
+
+CLASSES = [
+    {"name": "Chihuahua", "wnid": "n02085620"},
+    {"name": "Pug", "wnid": "n02110958"},
+    {"name": "Beagle", "wnid": "n02088364"},
+    {"name": "Doggo Mix", "wnid": None},  # not an ImageNet class: keeps its random start
+]
+
+
+def test_imagenet_rows_classify_real_photos_without_training():
+    features = build_feature_extractor("efficientnet_lite0", "imagenet")
+    kernel, bias, found = imagenet_head_for("efficientnet_lite0", CLASSES)
+    assert found.tolist() == [True, True, True, False]
+    assert kernel.shape == (features.output_shape[-1], len(CLASSES))
+    head = head_only_model(features.output_shape[1:], len(CLASSES))
+    assert set_head_columns(head, kernel, bias, found) == 3
+    photos, labels = [], []
+    for label, c in enumerate(CLASSES[:3]):
+        folder = next(DATASET.glob(f"{c['wnid']}-*"))
+        for photo in sorted(folder.glob("*.jpg"))[:4]:
+            photos.append(photo)
+            labels.append(label)
+    logits = head.predict(features.predict(images_to_array(photos, 224), verbose=0), verbose=0)
+    # Untrained on these photos, the three known breeds are already told apart.
+    assert np.mean(logits[:, :3].argmax(axis=1) == np.array(labels)) >= 0.9
