@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,15 @@ import yaml
 from helpers.paths import PROJECT_ROOT, project_path, shown_path
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+# TensorFlow's C++ start-up lines (timestamped; printed before absl logging is set up, so
+# TF_CPP_MIN_LOG_LEVEL cannot silence them) reach a notebook only when the kernel forwards its
+# process's stderr, which papermill's kernels do and nbval's do not: they are not kept.
+TF_NATIVE_LOG = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|[IWEF]\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] .*"
+    r"|To enable the following instructions: .*)\n?",
+    re.MULTILINE,
+)
 
 
 def load_params(path: str | Path) -> dict:
@@ -73,7 +83,22 @@ def write_clean_copy(executed: Path, target: Path) -> None:
     for cell in notebook["cells"]:
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)
+        if "outputs" in cell:
+            cell["outputs"] = without_native_logs(cell["outputs"])
     target.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+
+
+def without_native_logs(outputs: list[dict]) -> list[dict]:
+    """Return cell outputs with TensorFlow's C++ log lines removed from stderr streams."""
+    kept = []
+    for output in outputs:
+        if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            text = TF_NATIVE_LOG.sub("", "".join(output["text"]))
+            if not text.strip():
+                continue
+            output = {**output, "text": text.splitlines(keepends=True)}
+        kept.append(output)
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,57 @@
+"""The notebook runner: parameter sets, per-notebook parameters, and clean committed outputs."""
+
+import json
+
+import pytest
+
+from helpers.pipeline import load_params, notebook_parameters, without_native_logs, write_clean_copy
+
+TF_LINES = (
+    "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+    "I0000 00:00:1795491304.001398   18371 port.cc:153] oneDNN custom operations are on.\n"
+)
+
+
+def test_native_tensorflow_log_lines_are_dropped_and_real_stderr_is_kept():
+    outputs = [
+        {"output_type": "stream", "name": "stderr", "text": [TF_LINES]},
+        {"output_type": "stream", "name": "stderr", "text": [TF_LINES, "Beagle: 100%|##| 9/9\n"]},
+        {"output_type": "stream", "name": "stdout", "text": [TF_LINES]},
+    ]
+    kept = without_native_logs(outputs)
+    assert kept[0] == {
+        "output_type": "stream",
+        "name": "stderr",
+        "text": ["Beagle: 100%|##| 9/9\n"],
+    }
+    assert kept[1] == outputs[2]  # stdout is the notebook's own output: untouched
+    assert len(kept) == 2
+
+
+def test_clean_copy_drops_run_timings_and_native_logs(tmp_path):
+    cell = {
+        "cell_type": "code",
+        "metadata": {"papermill": {"duration": 1.5}, "execution": {"x": 1}, "tags": ["t"]},
+        "outputs": [{"output_type": "stream", "name": "stderr", "text": [TF_LINES]}],
+        "source": "1",
+    }
+    executed = tmp_path / "run.ipynb"
+    executed.write_text(json.dumps({"metadata": {"papermill": {}}, "cells": [cell]}))
+    write_clean_copy(executed, tmp_path / "clean.ipynb")
+    clean = json.loads((tmp_path / "clean.ipynb").read_text())
+    assert clean["metadata"] == {}
+    assert clean["cells"][0]["metadata"] == {"tags": ["t"]}
+    assert clean["cells"][0]["outputs"] == []
+
+
+def test_every_parameter_set_names_only_parameters_its_notebooks_declare():
+    for name in ("demo", "bench", "full"):
+        params = load_params(f"params/{name}.yaml")
+        for stem in params["notebooks"]:
+            assert isinstance(notebook_parameters(stem, params), dict)
+
+
+def test_an_unknown_parameter_is_a_clear_error():
+    params = {"common": {}, "notebooks": {"02_split": {"min_per_bread": 3}}}
+    with pytest.raises(ValueError, match="min_per_bread"):
+        notebook_parameters("02_split", params)
