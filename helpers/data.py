@@ -136,7 +136,10 @@ def make_dataset(
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
     if cache:
+        # Cached as rounded uint8, a quarter of float32: 299 px photos take 268 kB each, not 1 MB.
+        ds = ds.map(lambda x, y: (tf.cast(tf.round(x), tf.uint8), y), num_parallel_calls=AUTOTUNE)
         ds = ds.cache("" if cache is True else str(cache))
+        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
     if shuffle:
         buffer = min(len(rows), shuffle_buffer)
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
@@ -185,7 +188,10 @@ def make_datasets(
     augment: bool = True,
     cache: bool | str = True,
 ) -> tuple[dict[str, tf.data.Dataset], list[dict], pd.DataFrame]:
-    """Return the train/val/holdout datasets (train shuffled and augmented), classes and table."""
+    """Return the train/val/holdout datasets (train shuffled and augmented), classes and table.
+
+    `cache` is True (memory), False, or a file path prefix, to which each split adds its name.
+    """
     table, classes = read_split(split_dir)
     datasets = {
         split: make_dataset(
@@ -194,7 +200,7 @@ def make_datasets(
             image_size,
             batch_size,
             seed=seed,
-            cache=cache,
+            cache=f"{cache}-{image_size}px-{split}" if isinstance(cache, str) else cache,
             augment=augmentation(seed) if augment and split == "train" else None,
             table=table,
         )

@@ -93,10 +93,12 @@ def without_native_logs(outputs: list[dict]) -> list[dict]:
     kept = []
     for output in outputs:
         if output.get("output_type") == "stream" and output.get("name") == "stderr":
-            text = TF_NATIVE_LOG.sub("", "".join(output["text"]))
-            if not text.strip():
-                continue
-            output = {**output, "text": text.splitlines(keepends=True)}
+            text = "".join(output["text"])
+            cleaned = TF_NATIVE_LOG.sub("", text)
+            if cleaned != text:
+                if not cleaned.strip():
+                    continue
+                output = {**output, "text": cleaned.splitlines(keepends=True)}
         kept.append(output)
     return kept
 

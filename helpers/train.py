@@ -317,9 +317,11 @@ def backbone_features(
     Feature maps are averaged over space, as the head's pooling layer would. Use an
     un-augmented, un-shuffled dataset: cached features cannot be augmented.
     """
+    # Compiled once: about twice as fast as eager calls (benchmarks/training_speed.py).
+    call = tf.function(lambda images: backbone(images, training=False))
     features, labels = [], []
     for images, batch_labels in dataset:
-        out = keras.ops.convert_to_numpy(backbone(images, training=False))
+        out = keras.ops.convert_to_numpy(call(images))
         if out.ndim == 4:
             out = out.mean(axis=(1, 2))
         features.append(out.astype(np.float32))

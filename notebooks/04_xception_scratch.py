@@ -35,6 +35,8 @@ epochs = 20
 learning_rate = 1e-3
 dropout = 0.3
 patience = 5
+cache = False  # keep decoded photos in memory (as uint8) after the first epoch; needs
+#   ~width*height*3 bytes per photo: on for small runs, off at full scale (75,000 photos at 299 px)
 seed = 42
 
 # %% tags=["injected-parameters"]
@@ -81,7 +83,7 @@ print(f"{hardware.replicas} replica(s), {hardware.gpus} GPU(s), "
 
 # %% tags=[]
 splits = split_dir(data_dir)
-datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed)
+datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed, cache=cache)
 print(f"{len(classes)} breeds, {image_size} px; chance is {1 / len(classes):.1%} top-1")
 
 # %% [markdown] tags=[]

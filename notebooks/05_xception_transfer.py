@@ -43,6 +43,8 @@ learning_rate = 1e-3  # stage 2, for the head
 backbone_lr_multiplier = 0.1  # the pretrained layers learn this much slower, as the original
 dropout = 0.2
 patience = 5
+cache = False  # keep decoded photos in memory (as uint8) after the first epoch; needs
+#   ~width*height*3 bytes per photo: on for small runs, off at full scale (75,000 photos at 299 px)
 seed = 42
 
 # %% tags=["injected-parameters"]
@@ -114,8 +116,10 @@ print(f"{features_model.count_params():,} pretrained parameters; "
 
 # %% tags=[]
 splits = split_dir(data_dir)
-datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed)
-plain_train = make_dataset(splits, "train", image_size, batch_size, shuffle=False, table=table)
+datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed, cache=cache)
+plain_train = make_dataset(
+    splits, "train", image_size, batch_size, shuffle=False, cache=False, table=table
+)
 weights_by_class = class_weights(split_labels(table, "train"), len(classes))
 print(f"{len(classes)} breeds; chance is {1 / len(classes):.1%} top-1")
 

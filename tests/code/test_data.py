@@ -114,3 +114,19 @@ def test_training_pipeline_and_predict_path_see_the_same_pixels(tmp_path):
         served = image_to_array(path, 64)
         assert trained_on.shape == served.shape == (64, 64, 3)
         assert np.abs(trained_on - served).max() < 1.0
+
+
+def test_cached_images_are_the_uncached_ones_rounded_and_each_split_gets_its_cache(
+    split_dir: Path, tmp_path: Path
+) -> None:
+    plain = data.make_dataset(split_dir, "val", 16, batch_size=4, cache=False)
+    cached = data.make_dataset(split_dir, "val", 16, batch_size=4, cache=True)
+    for _ in range(2):  # the second pass reads from the cache
+        x_plain, x_cached = _all(plain)[0], _all(cached)[0]
+        assert x_cached.dtype == np.float32
+        np.testing.assert_array_equal(x_cached, np.round(x_plain))
+    datasets, _, _ = data.make_datasets(split_dir, 16, 4, cache=str(tmp_path / "c"), augment=False)
+    for ds in datasets.values():
+        _all(ds)
+    for split in ("train", "val", "holdout"):
+        assert list(tmp_path.glob(f"c-16px-{split}*"))

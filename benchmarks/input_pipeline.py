@@ -1,0 +1,151 @@
+"""Is doggo's tf.data input pipeline fast enough, and how does it compare with the original's?
+
+Prints one table: images/s of `helpers.data.make_dataset` (parallel decode + resize, cache,
+shuffle, batch, prefetch), first epoch (decode) and second epoch (from the cache), with and
+without the augmentation layers, against Keras 2's `ImageDataGenerator.flow_from_directory`
+(the original's loader, from the `tf-keras` package) on the same files, image size and batch
+size; plus the simple CNN's training speed at the same settings, to show whether the input
+pipeline could be what limits training. Files: the first N photos of the first B breeds of
+../shared/datasets/stanford-dogs-120, as symlinks in class folders in a temporary directory.
+    python benchmarks/input_pipeline.py [--quick] [--breeds 20] [--per-breed 60] [--size 299]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import keras
+import pandas as pd
+import tensorflow as tf
+
+import helpers
+from helpers.data import augmentation, make_dataset
+from helpers.models import simple_cnn
+from helpers.train import compile_classifier
+
+DATASET = (
+    Path(helpers.__file__).resolve().parents[1].parent / "shared" / "datasets" / "stanford-dogs-120"
+)
+# brightness_range is the original's (notebooks/03_baseline); the rest is a typical Keras 2 set.
+ORIGINAL_AUGMENTATION = dict(
+    rotation_range=20,
+    width_shift_range=0.1,
+    height_shift_range=0.1,
+    zoom_range=0.1,
+    horizontal_flip=True,
+    brightness_range=[0.2, 0.8],
+)
+
+
+def build_tree(root: Path, breeds: int, per_breed: int) -> tuple[Path, Path]:
+    """Symlink the photos into root/images/<breed>/ and write a train-only split manifest."""
+    rows = []
+    for folder in sorted(p for p in DATASET.iterdir() if p.is_dir())[:breeds]:
+        (root / "images" / folder.name).mkdir(parents=True)
+        for photo in sorted(folder.glob("*.jpg"))[:per_breed]:
+            (root / "images" / folder.name / photo.name).symlink_to(photo)
+            rows.append({"path": f"{folder.name}/{photo.name}", "breed": folder.name})
+    split_dir = root / "split"
+    split_dir.mkdir()
+    table = pd.DataFrame(rows).assign(wnid="", split="train")
+    table.to_csv(split_dir / "split.csv", index=False)
+    classes = [{"name": name, "wnid": None} for name in sorted(table["breed"].unique())]
+    info = {"raw_dir": str(root / "images"), "classes": classes}
+    (split_dir / "split.json").write_text(json.dumps(info))
+    for photo in (root / "images").rglob("*.jpg"):
+        photo.read_bytes()  # into the page cache: every pipeline then reads warm files
+    return root / "images", split_dir
+
+
+def epoch_rates(batches: Callable[[], Iterable], n: int, epochs: int = 2) -> list[float]:
+    """Images per second of each of `epochs` passes over `batches()` (n images per pass)."""
+    rates = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for _batch in batches():
+            pass
+        rates.append(n / (time.perf_counter() - start))
+    return rates
+
+
+def tf_data_rates(split_dir: Path, size: int, batch: int, n: int, augment: bool) -> list[float]:
+    """Epoch 1 (decode) and epoch 2 (cached) images/s of doggo's training pipeline."""
+    ds = make_dataset(split_dir, "train", size, batch, augment=augmentation(0) if augment else None)
+    return epoch_rates(lambda: ds, n)
+
+
+def keras2_rates(image_dir: Path, size: int, batch: int, n: int, augment: bool) -> list[float]:
+    """Epoch 1 and 2 images/s of the original's ImageDataGenerator.flow_from_directory."""
+    from tf_keras.preprocessing.image import ImageDataGenerator
+
+    generator = ImageDataGenerator(rescale=1 / 255, **(ORIGINAL_AUGMENTATION if augment else {}))
+    flow = generator.flow_from_directory(
+        str(image_dir), target_size=(size, size), batch_size=batch, class_mode="sparse", seed=0
+    )
+    return epoch_rates(lambda: (flow[i] for i in range(len(flow))), n)
+
+
+def cnn_rate(classes: int, size: int, batch: int, steps: int) -> float:
+    """Training images/s of the simple CNN on one in-memory batch (the model alone)."""
+    model = compile_classifier(simple_cnn(classes, size), 1e-3)
+    x = tf.random.uniform((batch, size, size, 3), 0, 255)
+    y = tf.random.uniform((batch,), 0, classes, dtype=tf.int32)
+    for _ in range(2):
+        model.train_on_batch(x, y)  # trace and warm up
+    start = time.perf_counter()
+    for _ in range(steps):
+        model.train_on_batch(x, y)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="5 breeds x 32 photos, fewer steps")
+    parser.add_argument("--breeds", type=int, default=20)
+    parser.add_argument("--per-breed", type=int, default=60)
+    parser.add_argument("--size", type=int, default=299)
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+    if args.quick:
+        args.breeds, args.per_breed = 5, 32
+    keras.utils.set_random_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        image_dir, split_dir = build_tree(Path(tmp), args.breeds, args.per_breed)
+        n = sum(1 for _ in image_dir.rglob("*.jpg"))
+        rows = {}
+        for augment in (False, True):
+            label = "augmented" if augment else "plain"
+            rows[f"tf.data, {label}"] = tf_data_rates(split_dir, args.size, args.batch, n, augment)
+            rows[f"ImageDataGenerator, {label}"] = keras2_rates(
+                image_dir, args.size, args.batch, n, augment
+            )
+    cnn = cnn_rate(args.breeds, args.size, args.batch, steps=3 if args.quick else 10)
+    print_table(rows, cnn, n, args)
+
+
+def print_table(rows: dict[str, list[float]], cnn: float, n: int, args) -> None:
+    """Print the markdown table and the ratios."""
+    shape = f"{args.breeds} breeds x {args.per_breed}, {args.size} px, batch {args.batch}"
+    print(f"\n{n} photos ({shape})")
+    print("| pipeline | epoch 1 img/s | epoch 2 img/s | epoch 2 vs ImageDataGenerator | "
+          "slower epoch / CNN training |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name, (first, second) in rows.items():
+        baseline = rows[name.replace("tf.data", "ImageDataGenerator")][1]
+        print(f"| {name} | {first:.0f} | {second:.0f} | {second / baseline:.1f}x | "
+              f"{min(first, second) / cnn:.1f}x |")  # fmt: skip
+    print(f"| simple CNN training step (model only) | {cnn:.0f} | {cnn:.0f} | | 1.0x |")
+    for label in ("plain", "augmented"):
+        ours, theirs = rows[f"tf.data, {label}"], rows[f"ImageDataGenerator, {label}"]
+        print(f"{label}: tf.data/ImageDataGenerator epoch 1 {ours[0] / theirs[0]:.1f}x, "
+              f"epoch 2 {ours[1] / theirs[1]:.1f}x; tf.data cache speedup "
+              f"{ours[1] / ours[0]:.1f}x")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
