@@ -44,6 +44,7 @@ seed = 42
 data_dir = "data/demo"
 models_dir = "runs/demo/models"
 seed = 42
+cache = True
 image_size = 64
 batch_size = 32
 epochs = 5

@@ -52,6 +52,7 @@ seed = 42
 data_dir = "data/demo"
 models_dir = "runs/demo/models"
 seed = 42
+cache = True
 backbone = "efficientnet_lite0"
 image_size = 224
 batch_size = 32
