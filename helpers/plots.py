@@ -24,16 +24,11 @@ def image_grid(
     paths: Sequence[str | os.PathLike], titles: Sequence[str], ncols: int = 6, size: float = 2.0
 ) -> plt.Figure:
     """Return a figure showing the images at `paths` in a grid, each with its title."""
-    nrows = max(1, math.ceil(len(paths) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.1))
-    for ax in getattr(axes, "flat", [axes]):
-        ax.axis("off")
-    for ax, path, title in zip(getattr(axes, "flat", [axes]), paths, titles, strict=False):
+    images = []
+    for path in paths:
         with Image.open(path) as image:
-            ax.imshow(image.convert("RGB"))
-        ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    return fig
+            images.append(np.asarray(image.convert("RGB")))
+    return array_grid(images, titles, ncols, size)
 
 
 def stacked_counts(table: pd.DataFrame, title: str, xlabel: str = "photos") -> plt.Figure:
