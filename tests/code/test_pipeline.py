@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from helpers.paths import PROJECT_ROOT
 from helpers.pipeline import load_params, notebook_parameters, without_native_logs, write_clean_copy
 
 TF_LINES = (
@@ -45,8 +46,10 @@ def test_clean_copy_drops_run_timings_and_native_logs(tmp_path):
 
 
 def test_every_parameter_set_names_only_parameters_its_notebooks_declare():
-    for name in ("demo", "bench", "full"):
-        params = load_params(f"params/{name}.yaml")
+    files = sorted((PROJECT_ROOT / "params").glob("*.yaml"))
+    assert {f.stem for f in files} >= {"demo", "bench", "full"}
+    for path in files:
+        params = load_params(path)
         for stem in params["notebooks"]:
             assert isinstance(notebook_parameters(stem, params), dict)
 
