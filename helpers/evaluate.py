@@ -23,12 +23,12 @@ from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
 from scipy.spatial.distance import squareform
 from sklearn.metrics import precision_recall_fscore_support
 
+from helpers.hashing import file_sha256
 from helpers.images import decode_image, to_rgb
 from helpers.model_dir import METADATA_FILE, MODEL_FILE
 from helpers.paths import project_path
 from helpers.plots import image_grid
 from helpers.predict import ImageSource, images_to_array
-from helpers.split import file_sha256
 
 # Holdout top-1 of doggo.name's three models (188 breeds), the figures this project re-creates.
 ORIGINAL_TOP1 = {"simple CNN": 0.024, "Xception from scratch": 0.641, "Xception ImageNet": 0.827}

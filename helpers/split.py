@@ -15,6 +15,9 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+# Re-exported: the split notebook hashes the raw manifest with it.
+from helpers.hashing import file_sha256 as file_sha256
+
 SPLITS = ("train", "val", "holdout")
 SPLIT_COLUMNS = ["path", "breed", "wnid", "split", "sha256", "phash", "group"]
 
@@ -112,15 +115,6 @@ def split_counts(table: pd.DataFrame) -> pd.DataFrame:
     """Return photos per breed (rows) and split (columns train, val, holdout)."""
     counts = table.groupby(["breed", "split"]).size().unstack(fill_value=0)
     return counts.reindex(columns=list(SPLITS), fill_value=0)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Return the sha256 of a file's bytes, to tie a split to the exact manifest it came from."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_split(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime
-import hashlib
 import importlib.util
 import json
 import os
@@ -18,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from helpers import hashing
 from helpers.models import BACKBONE, head_only_model
 
 __all__ = [
@@ -373,12 +373,9 @@ def set_backbone_trainable(
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a local or tf.io.gfile file, read in chunks."""
-    digest = hashlib.sha256()
+    """sha256 of a local or tf.io.gfile file (gs:// and the like), read in chunks."""
     with tf.io.gfile.GFile(str(path), "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashing.file_sha256(f)
 
 
 def training_metadata(
