@@ -6,10 +6,6 @@ from pathlib import Path
 
 import pytest
 
-import helpers
-
-PROJECT = Path(helpers.__file__).resolve().parents[1]
-DATASET = PROJECT.parent / "shared" / "datasets" / "stanford-dogs-120"
 DOG_BREED_DIR = "n02099601-golden_retriever"  # a breed the ImageNet model knows well
 
 
@@ -25,10 +21,10 @@ def service():
 
 
 @pytest.fixture(scope="session")
-def dog_photo() -> Path:
+def dog_photo(stanford_dogs: Path) -> Path:
     """A real dog photo from the shared data set (never copied into the project)."""
-    folder = DATASET / DOG_BREED_DIR
+    folder = stanford_dogs / DOG_BREED_DIR
     photos = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
     if not photos:
-        pytest.skip(f"shared dataset not present: {folder}")
+        pytest.skip(f"no photos in the shared data set's {folder}")
     return photos[0]

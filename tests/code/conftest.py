@@ -8,12 +8,6 @@ import pytest
 from imageserver import ImageServer
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "shared_data: reads ../shared/datasets; skipped when it is absent"
-    )
-
-
 @pytest.fixture
 def image_server() -> Iterator[ImageServer]:
     """A fresh HTTP server on 127.0.0.1 with no routes; tests add what they serve."""

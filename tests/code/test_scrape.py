@@ -42,7 +42,6 @@ from helpers.scrape import (
 )
 
 PROJECT = Path(helpers.__file__).resolve().parents[1]
-STANFORD = PROJECT.parent / "shared" / "datasets" / "stanford-dogs-120"
 FAST = FetchPolicy(timeout=0.5, total_timeout=1.0, max_bytes=1_000_000, retries=1, backoff=0.05)
 RULES = ImageRules(min_side=100, max_side=300)
 
@@ -414,10 +413,8 @@ def test_image_search_backs_off_then_explains_failure(monkeypatch):
         source.candidates("Pug", 5)
 
 
-@pytest.mark.shared_data
-@pytest.mark.skipif(not STANFORD.is_dir(), reason="shared Stanford Dogs folder not present")
-def test_collects_from_the_shared_stanford_dogs_folder(tmp_path):
-    source = FolderSource(STANFORD)
+def test_collects_from_the_shared_stanford_dogs_folder(stanford_dogs, tmp_path):
+    source = FolderSource(stanford_dogs)
     breeds = source.breeds()[:2]
     assert len(source.breeds()) == 120 and breeds == sorted(breeds)
     report = collect_images(source, breeds, tmp_path, 5, rules=ImageRules(), progress=False)
@@ -426,7 +423,7 @@ def test_collects_from_the_shared_stanford_dogs_folder(tmp_path):
     assert report.total("kept") == 10 and kept.groupby("breed").size().to_dict() == {
         b: 5 for b in breeds
     }
-    folders = {parse_breed_folder(p.name) for p in STANFORD.iterdir() if p.is_dir()}
+    folders = {parse_breed_folder(p.name) for p in stanford_dogs.iterdir() if p.is_dir()}
     assert set(zip(kept["breed"], kept["wnid"], strict=True)) <= folders
 
 

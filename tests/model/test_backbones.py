@@ -25,9 +25,7 @@ from helpers.imagenet import NOT_IN_STANFORD_DOGS, dog_classes
 from helpers.predict import images_to_array
 
 PROJECT = Path(helpers.__file__).resolve().parents[1]
-DATASET = PROJECT.parent / "shared" / "datasets" / "stanford-dogs-120"
 FIXTURE = PROJECT / "tests" / "fixtures" / "efficientnet_lite_reference.npz"
-needs_dataset = pytest.mark.skipif(not DATASET.is_dir(), reason="shared dataset not present")
 VARIANTS = ("lite0", "lite1", "lite2")
 
 
@@ -42,15 +40,16 @@ def lite0() -> keras.Model:
     return build_imagenet_classifier("efficientnet_lite0", classifier_activation=None)
 
 
-@needs_dataset
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_port_matches_pytorch_logits(variant, reference, lite0):
+def test_port_matches_pytorch_logits(variant, stanford_dogs, reference, lite0):
     """Logits of the registry's classifier equal an independent PyTorch implementation's."""
     name = f"efficientnet_{variant}"
     model = (
         lite0 if variant == "lite0" else build_imagenet_classifier(name, classifier_activation=None)
     )
-    x = images_to_array([DATASET / f for f in reference["files"]], get_backbone(name).image_size)
+    x = images_to_array(
+        [stanford_dogs / f for f in reference["files"]], get_backbone(name).image_size
+    )
     checksums = [hashlib.sha256(a.tobytes()).hexdigest() for a in x]
     assert checksums == list(reference[f"{variant}_input_sha256"]), "input pipeline changed"
     logits = model(x, training=False).numpy()
@@ -59,16 +58,15 @@ def test_port_matches_pytorch_logits(variant, reference, lite0):
     assert (logits.argmax(1) == expected.argmax(1)).all()
 
 
-def _sample(per_breed: int) -> tuple[list[Path], list[str]]:
-    folders = sorted(p for p in DATASET.iterdir() if p.is_dir())
+def _sample(dataset: Path, per_breed: int) -> tuple[list[Path], list[str]]:
+    folders = sorted(p for p in dataset.iterdir() if p.is_dir())
     files = [f for d in folders for f in sorted(d.glob("*.jpg"))[:per_breed]]
     return files, [f.parent.name.split("-")[0] for f in files]
 
 
-@needs_dataset
-def test_lite0_top1_on_two_photos_per_breed(lite0):
+def test_lite0_top1_on_two_photos_per_breed(stanford_dogs, lite0):
     """A correct port scores ~84% over all photos; padding/eps/BGR/scaling mistakes fall below."""
-    files, wnids = _sample(per_breed=2)
+    files, wnids = _sample(stanford_dogs, per_breed=2)
     stanford = [c for c in dog_classes() if c["wnid"] not in NOT_IN_STANFORD_DOGS]
     columns = np.array([c["index"] for c in stanford])
     logits = lite0.predict(images_to_array(files, 224), batch_size=32, verbose=0)
@@ -78,10 +76,9 @@ def test_lite0_top1_on_two_photos_per_breed(lite0):
     assert top1 >= 0.81  # measured 0.829 on this sample
 
 
-@needs_dataset
-def test_feature_extractor_is_the_classifier_without_its_head(reference, lite0):
+def test_feature_extractor_is_the_classifier_without_its_head(stanford_dogs, reference, lite0):
     features_model = build_feature_extractor("efficientnet_lite0")
-    x = images_to_array([DATASET / f for f in reference["files"][:2]], 224)
+    x = images_to_array([stanford_dogs / f for f in reference["files"][:2]], 224)
     features = features_model(x, training=False).numpy()
     assert features.shape == (2, 1280)
     dense = lite0.get_layer("efficientnet_lite0").get_layer("predictions")

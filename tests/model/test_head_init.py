@@ -1,19 +1,10 @@
 """A new head started from ImageNet's output rows knows the breeds before any training."""
 
-from pathlib import Path
-
 import numpy as np
-import pytest
 
-import helpers
 from helpers.backbones import build_feature_extractor, imagenet_head_for
 from helpers.models import head_only_model, set_head_columns
 from helpers.predict import images_to_array
-
-DATASET = (
-    Path(helpers.__file__).resolve().parents[1].parent / "shared" / "datasets" / "stanford-dogs-120"
-)
-pytestmark = pytest.mark.skipif(not DATASET.is_dir(), reason="shared dataset not present")
 
 CLASSES = [
     {"name": "Chihuahua", "wnid": "n02085620"},
@@ -23,7 +14,7 @@ CLASSES = [
 ]
 
 
-def test_imagenet_rows_classify_real_photos_without_training():
+def test_imagenet_rows_classify_real_photos_without_training(stanford_dogs):
     features = build_feature_extractor("efficientnet_lite0", "imagenet")
     kernel, bias, found = imagenet_head_for("efficientnet_lite0", CLASSES)
     assert found.tolist() == [True, True, True, False]
@@ -32,7 +23,7 @@ def test_imagenet_rows_classify_real_photos_without_training():
     assert set_head_columns(head, kernel, bias, found) == 3
     photos, labels = [], []
     for label, c in enumerate(CLASSES[:3]):
-        folder = next(DATASET.glob(f"{c['wnid']}-*"))
+        folder = next(stanford_dogs.glob(f"{c['wnid']}-*"))
         for photo in sorted(folder.glob("*.jpg"))[:4]:
             photos.append(photo)
             labels.append(label)

@@ -13,14 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import helpers
 from helpers.default_model import default_model_dir
 from helpers.imagenet import NOT_IN_STANFORD_DOGS
 from helpers.predict import Predictor, best_model_dir, main
-
-PROJECT = Path(helpers.__file__).resolve().parents[1]
-DATASET = PROJECT.parent / "shared" / "datasets" / "stanford-dogs-120"
-needs_dataset = pytest.mark.skipif(not DATASET.is_dir(), reason="shared dataset not present")
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +28,8 @@ def predictor(model_dir) -> Predictor:
     return Predictor(model_dir)
 
 
-def _dog_photos(per_breed: int = 1) -> list[Path]:
-    folders = sorted(p for p in DATASET.iterdir() if p.is_dir())
+def _dog_photos(dataset: Path, per_breed: int = 1) -> list[Path]:
+    folders = sorted(p for p in dataset.iterdir() if p.is_dir())
     return [f for d in folders for f in sorted(d.glob("*.jpg"))[:per_breed]]
 
 
@@ -49,9 +44,8 @@ def test_default_model_dir_is_cached_and_loads_with_plain_keras(model_dir):
     assert meta["classes"][-1]["wnid"] is None and meta["dog_classes"] == list(range(121))
 
 
-@needs_dataset
-def test_dog_photos_get_their_breed_and_count_as_dogs(predictor):
-    photos = _dog_photos()
+def test_dog_photos_get_their_breed_and_count_as_dogs(stanford_dogs, predictor):
+    photos = _dog_photos(stanford_dogs)
     results = predictor.predict_images(photos, top_k=5)
     stanford = [r for r, p in zip(results, photos, strict=True)
                 if p.parent.name[:9] not in NOT_IN_STANFORD_DOGS]  # fmt: skip
@@ -78,9 +72,8 @@ def test_non_dog_pictures_are_flagged(predictor):
     assert not cat.is_dog
 
 
-@needs_dataset
-def test_bytes_pil_and_paths_agree_and_bad_input_is_a_result(predictor):
-    photo = _dog_photos()[5]
+def test_bytes_pil_and_paths_agree_and_bad_input_is_a_result(stanford_dogs, predictor):
+    photo = _dog_photos(stanford_dogs)[5]
     data = photo.read_bytes()
     from_path, from_bytes, from_pil, bad = predictor.predict_images(
         [photo, data, Image.open(io.BytesIO(data)), b"not an image"]
@@ -91,9 +84,8 @@ def test_bytes_pil_and_paths_agree_and_bad_input_is_a_result(predictor):
     assert bad.error is not None and "not_an_image" in bad.error and bad.top_k == []
 
 
-@needs_dataset
-def test_predictor_is_thread_safe(predictor):
-    photos = _dog_photos()[:6]
+def test_predictor_is_thread_safe(stanford_dogs, predictor):
+    photos = _dog_photos(stanford_dogs)[:6]
     expected = [r.top_k[0]["wnid"] for r in predictor.predict_images(photos)]
     outcomes: list[list[str]] = []
 
@@ -110,9 +102,8 @@ def test_predictor_is_thread_safe(predictor):
     assert outcomes == [expected] * 4
 
 
-@needs_dataset
-def test_cli_json_lines_sorted_with_per_file_errors(model_dir, tmp_path, capsys):
-    photos = _dog_photos()[:3]
+def test_cli_json_lines_sorted_with_per_file_errors(stanford_dogs, model_dir, tmp_path, capsys):
+    photos = _dog_photos(stanford_dogs)[:3]
     folder = tmp_path / "in"
     folder.mkdir()
     for i, photo in enumerate(reversed(photos)):
@@ -132,9 +123,8 @@ def test_cli_json_lines_sorted_with_per_file_errors(model_dir, tmp_path, capsys)
     assert "corrupt" in lines[3]["error"] and lines[4]["error"]
 
 
-@needs_dataset
-def test_cli_text_output(model_dir, capsys):
-    photo = _dog_photos()[0]
+def test_cli_text_output(stanford_dogs, model_dir, capsys):
+    photo = _dog_photos(stanford_dogs)[0]
     assert main(["--model", str(model_dir), str(photo)]) == 0
     out = capsys.readouterr().out.strip()
     assert out.startswith(str(photo)) and "Chihuahua" in out and "[dog" in out
