@@ -53,6 +53,10 @@ def validate_metadata(metadata: dict[str, Any], num_outputs: int | None = None) 
         raise ModelDirError(f"'image_size' must be a positive int, not {meta['image_size']!r}")
     if num_outputs is not None and num_outputs != len(classes):
         raise ModelDirError(f"the model has {num_outputs} outputs but {len(classes)} classes")
+    if not isinstance(meta.get("test_time_flip", False), bool):
+        raise ModelDirError(
+            f"'test_time_flip' must be true or false, not {meta['test_time_flip']!r}"
+        )
     for index in meta.get("dog_classes") or []:
         if not 0 <= index < len(classes):
             raise ModelDirError(f"dog class index {index} is out of range")

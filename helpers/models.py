@@ -88,6 +88,15 @@ def head_only_model(
     return keras.Model(inputs, _logits(x, num_classes), name="head")
 
 
+def averaged_outputs(model: keras.Model, images, flip: bool = False):
+    """Return the model's outputs, averaged with those for the mirrored images when `flip`
+    (test-time augmentation: a dog facing left is the same breed facing right)."""
+    outputs = model(images, training=False)
+    if flip:
+        outputs = (outputs + model(keras.ops.flip(images, axis=2), training=False)) / 2
+    return outputs
+
+
 def copy_head_weights(head: keras.Model, model: keras.Model) -> None:
     """Copy a trained `head_only_model`'s logits layer into a `transfer_classifier` model."""
     target = model.get_layer("head").get_layer(LOGITS)

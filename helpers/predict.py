@@ -113,6 +113,7 @@ class Predictor:
 
         from helpers.default_model import default_model_dir
         from helpers.model_dir import load_model_dir
+        from helpers.models import averaged_outputs
 
         if model_dir is None:
             model_dir = best_model_dir() or default_model_dir()
@@ -124,9 +125,13 @@ class Predictor:
         dogs = self.metadata.get("dog_classes")
         self.dog_classes = np.array(dogs if dogs is not None else range(len(self.classes)))
         self.threshold = float(self.metadata.get("not_a_dog_threshold") or 0.0)
+        self.test_time_flip = bool(self.metadata.get("test_time_flip"))
         spec = tf.TensorSpec([None, self.image_size, self.image_size, 3], tf.float32)
         # One fixed signature: traced once here, then concurrent calls share the concrete graph.
-        self._call = tf.function(lambda x: self.model(x, training=False), input_signature=[spec])
+        self._call = tf.function(
+            lambda x: averaged_outputs(self.model, x, flip=self.test_time_flip),
+            input_signature=[spec],
+        )
         self._call.get_concrete_function()
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from helpers import hashing
-from helpers.models import BACKBONE, head_only_model
+from helpers.models import BACKBONE, averaged_outputs, head_only_model
 
 __all__ = [
     "Hardware",
@@ -359,6 +359,13 @@ def set_backbone_trainable(
         names = [layer.name for layer in leaves]
         if from_layer not in names:
             raise ValueError(f"no layer {from_layer!r} in the backbone; last ones: {names[-8:]}")
+        if names.count(from_layer) > 1:
+            # Combined backbones ("a+b") nest several networks whose layer names repeat.
+            count = names.count(from_layer)
+            raise ValueError(
+                f"{from_layer!r} names {count} layers in the backbone; give an index into its "
+                "flattened layers instead"
+            )
         start = names.index(from_layer)
     elif isinstance(from_layer, int):
         start = from_layer
@@ -419,8 +426,15 @@ def training_metadata(
     }
 
 
-def holdout_metrics(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, float]:
-    """Return the compiled metrics of `model` on a held-out dataset, keys prefixed `holdout_`."""
+def holdout_metrics(
+    model: keras.Model, dataset: tf.data.Dataset, *, test_time_flip: bool = False
+) -> dict[str, float]:
+    """Return the classifier metrics of `model` on a held-out dataset, keys prefixed `holdout_`;
+    with `test_time_flip`, of its logits averaged over each photo and its mirror image."""
+    if test_time_flip:
+        inputs = keras.Input(model.input_shape[1:], name="image")
+        model = keras.Model(inputs, averaged_outputs(model, inputs, flip=True), name="flip_tta")
+        compile_classifier(model, 1e-3)  # the learning rate is unused: this model is evaluated
     results = model.evaluate(dataset, return_dict=True, verbose=0)
     return {f"holdout_{name}": round(float(value), 6) for name, value in results.items()}
 
