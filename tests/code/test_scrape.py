@@ -21,25 +21,21 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pytest
-from ddgs.exceptions import DDGSException, RatelimitException
 from PIL import Image
 
 import helpers
-from helpers import scrape
+from helpers import sources
 from helpers.breeds import parse_breed_folder
 from helpers.download import FetchPolicy
 from helpers.scrape import (
     COLUMNS,
-    FolderSource,
     ImageRules,
-    ImageSearchSource,
-    ManifestSource,
-    SearchError,
     collect_images,
     counts_by_breed_and_reason,
     read_manifest,
     sample_paths,
 )
+from helpers.sources import FolderSource, ImageSearchSource, ManifestSource
 
 PROJECT = Path(helpers.__file__).resolve().parents[1]
 FAST = FetchPolicy(timeout=0.5, total_timeout=1.0, max_bytes=1_000_000, retries=1, backoff=0.05)
@@ -115,7 +111,7 @@ def fake_search(monkeypatch: pytest.MonkeyPatch, results: dict[str, list[str]]) 
             calls.append((query, max_results))
             return [{"image": url, "title": "a dog"} for url in results[query][:max_results]]
 
-    monkeypatch.setattr(scrape, "DDGS", FakeDDGS)
+    monkeypatch.setattr(sources, "DDGS", FakeDDGS)
     return calls
 
 
@@ -272,7 +268,8 @@ def test_per_breed_cap_stops_fetching(image_server, monkeypatch, tmp_path, capsy
 KILLED_RUN = """
 import sys
 from helpers.download import FetchPolicy
-from helpers.scrape import ImageRules, ManifestSource, collect_images
+from helpers.scrape import ImageRules, collect_images
+from helpers.sources import ManifestSource
 source = ManifestSource(sys.argv[1])
 collect_images(source, source.breeds(), sys.argv[2], 3, rules=ImageRules(min_side=100),
                policy=FetchPolicy(timeout=30, total_timeout=60, retries=0), workers=2,
@@ -388,31 +385,6 @@ def test_folder_source_reads_stanford_layout_through_the_same_checks(tmp_path):
     assert all(p.is_file() for p in picked) and len(sample_paths(out, 99)) == 4
 
 
-def test_image_search_backs_off_then_explains_failure(monkeypatch):
-    outcomes: list[object] = []
-
-    class FlakyDDGS:
-        def __init__(self, **kwargs: object) -> None:
-            pass
-
-        def images(self, query: str, max_results: int) -> list[dict]:
-            result = outcomes.pop(0)
-            if isinstance(result, Exception):
-                raise result
-            return result
-
-    monkeypatch.setattr(scrape, "DDGS", FlakyDDGS)
-    source = ImageSearchSource(retries=2, backoff=0.01)
-    found = [{"image": "http://x/1.jpg"}, {"image": "http://x/1.jpg"}, {"title": "no url"}]
-    outcomes[:] = [RatelimitException("202 Ratelimit"), RatelimitException("again"), found]
-    assert [c.url for c in source.candidates("Pug", 5)] == ["http://x/1.jpg"]
-    outcomes[:] = [DDGSException("No results found.")]
-    assert source.candidates("Pug", 5) == []
-    outcomes[:] = [RatelimitException("202 Ratelimit")] * 3
-    with pytest.raises(SearchError, match="Pug dog.*re-run"):
-        source.candidates("Pug", 5)
-
-
 def test_collects_from_the_shared_stanford_dogs_folder(stanford_dogs, tmp_path):
     source = FolderSource(stanford_dogs)
     breeds = source.breeds()[:2]
@@ -425,20 +397,3 @@ def test_collects_from_the_shared_stanford_dogs_folder(stanford_dogs, tmp_path):
     }
     folders = {parse_breed_folder(p.name) for p in stanford_dogs.iterdir() if p.is_dir()}
     assert set(zip(kept["breed"], kept["wnid"], strict=True)) <= folders
-
-
-def test_make_source_picks_the_named_source_and_checks_its_path(tmp_path):
-    (tmp_path / "n02085620-Chihuahua").mkdir()
-    csv_file = tmp_path / "m.csv"
-    csv_file.write_text("breed,url,sha256\nPug,http://127.0.0.1:9/a.jpg,\n")
-    assert isinstance(scrape.make_source("search"), scrape.ImageSearchSource)
-    assert scrape.make_source("folder", tmp_path).breeds() == ["Chihuahua"]
-    assert isinstance(scrape.make_source("folder", tmp_path), scrape.FolderSource)
-    assert scrape.make_source("manifest", csv_file).breeds() == ["Pug"]
-    assert isinstance(scrape.make_source("manifest", csv_file), scrape.ManifestSource)
-    with pytest.raises(ValueError, match="source_path"):
-        scrape.make_source("folder")
-    with pytest.raises(FileNotFoundError):
-        scrape.make_source("folder", tmp_path / "missing")
-    with pytest.raises(ValueError, match="unknown source"):
-        scrape.make_source("flickr")

@@ -1,0 +1,54 @@
+"""helpers.sources on their own: search retries and errors, and picking a source by name.
+
+Collecting from each source (downloads and checks) is tested in test_scrape.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from ddgs.exceptions import DDGSException, RatelimitException
+
+from helpers import sources
+from helpers.sources import ImageSearchSource, SearchError
+
+
+def test_image_search_backs_off_then_explains_failure(monkeypatch):
+    outcomes: list[object] = []
+
+    class FlakyDDGS:
+        def __init__(self, **kwargs: object) -> None:
+            pass
+
+        def images(self, query: str, max_results: int) -> list[dict]:
+            result = outcomes.pop(0)
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+    monkeypatch.setattr(sources, "DDGS", FlakyDDGS)
+    source = ImageSearchSource(retries=2, backoff=0.01)
+    found = [{"image": "http://x/1.jpg"}, {"image": "http://x/1.jpg"}, {"title": "no url"}]
+    outcomes[:] = [RatelimitException("202 Ratelimit"), RatelimitException("again"), found]
+    assert [c.url for c in source.candidates("Pug", 5)] == ["http://x/1.jpg"]
+    outcomes[:] = [DDGSException("No results found.")]
+    assert source.candidates("Pug", 5) == []
+    outcomes[:] = [RatelimitException("202 Ratelimit")] * 3
+    with pytest.raises(SearchError, match="Pug dog.*re-run"):
+        source.candidates("Pug", 5)
+
+
+def test_make_source_picks_the_named_source_and_checks_its_path(tmp_path):
+    (tmp_path / "n02085620-Chihuahua").mkdir()
+    csv_file = tmp_path / "m.csv"
+    csv_file.write_text("breed,url,sha256\nPug,http://127.0.0.1:9/a.jpg,\n")
+    assert isinstance(sources.make_source("search"), sources.ImageSearchSource)
+    assert sources.make_source("folder", tmp_path).breeds() == ["Chihuahua"]
+    assert isinstance(sources.make_source("folder", tmp_path), sources.FolderSource)
+    assert sources.make_source("manifest", csv_file).breeds() == ["Pug"]
+    assert isinstance(sources.make_source("manifest", csv_file), sources.ManifestSource)
+    with pytest.raises(ValueError, match="source_path"):
+        sources.make_source("folder")
+    with pytest.raises(FileNotFoundError):
+        sources.make_source("folder", tmp_path / "missing")
+    with pytest.raises(ValueError, match="unknown source"):
+        sources.make_source("flickr")
