@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from helpers.train import LayerwiseAdam, _best_logged, _worker_dir
+from helpers.train import LayerwiseAdam, _logged, _worker_dir
 
 __all__ = ["fit_distributed", "fit_history"]
 
@@ -63,9 +63,14 @@ def fit_distributed(
         checkpoint.restore(manager.latest_checkpoint)
     if not resuming and log_path.exists():
         log_path.unlink()  # a new run starts a new log, as CSVLogger(append=False) does
-    # Without this a resumed run's first epoch would replace a better best.keras.
-    logged = _best_logged(log_path, monitor) if resuming else None
-    best = np.inf if logged is None else logged
+    # A resumed run carries on from the log: its best value (else its first epoch would replace
+    # a better best.keras) and the epochs since then, which count toward the patience.
+    logged = _logged(log_path, monitor) if resuming else []
+    best = min(logged) if logged else np.inf
+    wait = len(logged) - 1 - int(np.argmin(logged)) if logged else 0
+    best_weights = None
+    if logged and (run_dir / "best.keras").is_file():
+        best_weights = keras.saving.load_model(run_dir / "best.keras", compile=False).get_weights()
 
     train_step, eval_step = _step_functions(model, optimizer, strategy, class_weight)
     train_dist = strategy.experimental_distribute_dataset(_shardable(train_ds))
@@ -74,7 +79,7 @@ def fit_distributed(
     )
     hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
     history: dict[str, list[float]] = {}
-    best_weights, wait, model.stop_training = None, 0, False
+    model.stop_training = False
     hooks.on_train_begin()
     for epoch in range(int(epoch_var.numpy()), epochs):
         hooks.on_epoch_begin(epoch)

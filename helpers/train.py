@@ -211,13 +211,44 @@ def _has_chief() -> bool:
     return bool(_tf_config().get("cluster", {}).get("chief"))
 
 
-def _best_logged(log_path: Path, monitor: str) -> float | None:
-    """The best (lowest) value of `monitor` in an existing CSV log, to resume checkpointing."""
+def _logged(log_path: Path, monitor: str) -> list[float]:
+    """The values of `monitor` in an existing CSV log, one per logged epoch."""
     if not log_path.exists():
-        return None
+        return []
     with log_path.open(newline="") as f:
-        values = [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
-    return min(values) if values else None
+        return [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
+
+
+def _best_logged(log_path: Path, monitor: str) -> float | None:
+    """The best value of `monitor` in an existing CSV log, to resume checkpointing."""
+    values = _logged(log_path, monitor)
+    if not values:
+        return None
+    return max(values) if "acc" in monitor else min(values)  # Keras's "auto" mode rule
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping that carries on across a resume: patience counts the epochs logged since
+    the best one, and the best weights are the run's best checkpoint's."""
+
+    def __init__(self, log_path: Path | None, checkpoint: Path, **kwargs):
+        super().__init__(**kwargs)
+        self.log_path, self.checkpoint = log_path, checkpoint
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        values = _logged(self.log_path, self.monitor) if self.log_path else []
+        if not values or not self.checkpoint.is_file():
+            return
+        if self.monitor_op is None:
+            self._set_monitor_op()
+        for epoch, value in enumerate(values):  # replay the logged epochs as Keras counts them
+            self.wait += 1
+            if self._is_improvement(value, self.best):
+                self.best, self.best_epoch, self.wait = value, epoch, 0
+        if self.restore_best_weights:
+            best = keras.saving.load_model(self.checkpoint, compile=False)
+            self.best_weights = best.get_weights()
 
 
 def fit(
@@ -280,8 +311,12 @@ def fit(
             save_best_only=True,
             initial_value_threshold=best,
         ),
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=patience, restore_best_weights=True
+        ResumableEarlyStopping(
+            log_path if resuming else None,
+            run_dir / "best.keras",
+            monitor=monitor,
+            patience=patience,
+            restore_best_weights=True,
         ),
     ]
     if tensorboard is None:

@@ -134,6 +134,28 @@ def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path: Path) -> None:
     assert not (tmp_path / "backup").exists()
 
 
+@pytest.mark.parametrize("interrupt_at", [None, 1])
+def test_patience_carries_over_a_resume(tmp_path: Path, interrupt_at) -> None:
+    """At learning rate 0 val_loss never improves after epoch 0: patience 2 stops after epoch
+    2, whether or not the run was killed and resumed in between."""
+    x, y = _colour_data(16)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+
+    def run(probe: StopAfter) -> dict[str, list[float]]:
+        keras.utils.set_random_seed(0)
+        model = train.compile_classifier(models.simple_cnn(2, 16), 0.0)
+        return fit_distributed(model, ds, ds, run_dir=tmp_path, epochs=10, patience=2,
+                               callbacks=[probe])  # fmt: skip
+
+    if interrupt_at is not None:
+        with pytest.raises(KeyboardInterrupt):
+            run(StopAfter(fail_at=interrupt_at))
+    resumed = StopAfter(fail_at=None)
+    run(resumed)
+    assert [int(r["epoch"]) for r in _log(tmp_path)] == [0, 1, 2]
+    assert resumed.epochs == list(range(0 if interrupt_at is None else interrupt_at + 1, 3))
+
+
 # ------------------------------------------------------------------------------ two workers
 
 # Each worker trains through helpers.train.fit, which must pick the custom loop for MWMS, on

@@ -224,6 +224,32 @@ def test_fit_resumes_an_interrupted_run_where_it_stopped(tmp_path: Path) -> None
     assert set(history) >= {"loss", "val_loss", "accuracy", "top5"}
 
 
+@pytest.mark.parametrize("interrupt_at", [None, 1])
+def test_early_stopping_patience_carries_over_a_resume(tmp_path: Path, interrupt_at) -> None:
+    """With a learning rate of 0 val_loss never improves after epoch 0, so patience 2 stops
+    training after epoch 2, whether or not the run was killed and resumed in between."""
+    split_dir = make_tinyset(tmp_path / "tiny")
+    table, classes = data.read_split(split_dir)
+    train_ds = data.make_dataset(split_dir, "train", 16, 4, table=table, seed=0)
+    val_ds = data.make_dataset(split_dir, "val", 16, 4, table=table)
+    run_dir = tmp_path / "run"
+
+    def run(probe: StopAfter) -> None:
+        keras.utils.set_random_seed(0)
+        model = train.compile_classifier(models.simple_cnn(len(classes), 16), 0.0)
+        train.fit(model, train_ds, val_ds, run_dir=run_dir, epochs=10, patience=2,
+                  callbacks=[probe], verbose=0)  # fmt: skip
+
+    if interrupt_at is not None:
+        with pytest.raises(KeyboardInterrupt):
+            run(StopAfter(fail_at=interrupt_at))
+    resumed = StopAfter(fail_at=None)
+    run(resumed)
+    assert _logged_epochs(run_dir) == [0, 1, 2]
+    first = 0 if interrupt_at is None else interrupt_at + 1
+    assert resumed.epochs == list(range(first, 3))
+
+
 # ------------------------------------------------------------------------------ distribution
 
 WORKER = textwrap.dedent(
