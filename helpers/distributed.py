@@ -36,12 +36,14 @@ def fit_distributed(
     patience: int = 5,
     monitor: str = "val_loss",
     callbacks: Iterable[keras.callbacks.Callback] = (),
+    tensorboard: bool = True,
     verbose: int | str = 0,
 ) -> dict[str, list[float]]:
     """Train with a GradientTape loop over `strategy` (default: the model's); `fit`'s artifacts.
 
-    The chief writes log.csv, best.keras (lowest `monitor`) and backup/ to run_dir (other
-    workers to run_dir/workers/<task>); re-running after a kill resumes at the next epoch.
+    The chief writes log.csv, best.keras (lowest `monitor`), backup/ and, with `tensorboard`,
+    tb/ to run_dir (other workers to run_dir/workers/<task>); re-running after a kill resumes
+    at the next epoch. Logs hold loss, accuracy and top5, as `compile_classifier`'s.
     Batches of `train_ds` are global batches. The optimizer is `optimizer`, else the compiled
     one, else a `LayerwiseAdam(learning_rate)`. Callbacks get only the epoch and train hooks.
     """
@@ -73,6 +75,11 @@ def fit_distributed(
         best_weights = keras.saving.load_model(run_dir / "best.keras", compile=False).get_weights()
 
     train_step, eval_step = _step_functions(model, optimizer, strategy, class_weight)
+    # tf.summary writes TensorBoard's event files itself: no tensorboard package needed.
+    writers = {
+        split: tf.summary.create_file_writer(str(run_dir / "tb" / split))
+        for split in (("train", "validation") if tensorboard else ())
+    }
     train_dist = strategy.experimental_distribute_dataset(_shardable(train_ds))
     val_dist = (
         None if val_ds is None else strategy.experimental_distribute_dataset(_shardable(val_ds))
@@ -88,6 +95,7 @@ def fit_distributed(
             val_logs = _epoch_logs(eval_step, val_dist)
             logs.update({f"val_{k}": v for k, v in val_logs.items()})
         _append_log(log_path, epoch, logs)
+        _write_summaries(writers, epoch, logs)
         if logs[monitor] < best:
             best, best_weights, wait = logs[monitor], model.get_weights(), 0
             model.save(run_dir / "best.keras")
@@ -154,8 +162,8 @@ def _step_functions(
     strategy: tf.distribute.Strategy,
     class_weight: dict[int, float] | None,
 ) -> tuple[Callable, Callable]:
-    """The train and eval steps; each returns the global sums of (weighted loss, correct,
-    examples), so the epoch metrics are sums divided by global counts."""
+    """The train and eval steps; each returns the global sums of (weighted loss, correct, in
+    top 5, examples), so the epoch metrics are sums divided by global counts."""
     weights = None
     if class_weight:
         table = np.ones(max(class_weight) + 1, "float32")
@@ -165,10 +173,12 @@ def _step_functions(
     def sums(y: tf.Tensor, logits: tf.Tensor, w: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
         correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=y.dtype), y), tf.float32)
+        k = min(5, logits.shape[-1])  # as compile_classifier's top5 metric
+        in_top5 = tf.cast(tf.math.in_top_k(targets=y, predictions=logits, k=k), tf.float32)
         # As Keras: class weights weight the loss, not the (unweighted) compiled metrics.
         count = tf.cast(tf.size(y), tf.float32)
         return per_example, tf.stack(
-            [tf.reduce_sum(w * per_example), tf.reduce_sum(correct), count]
+            [tf.reduce_sum(w * per_example), tf.reduce_sum(correct), tf.reduce_sum(in_top5), count]
         )
 
     def train_replica(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -209,11 +219,23 @@ def _step_functions(
 
 def _epoch_logs(step: Callable, dataset: Iterable) -> dict[str, float]:
     """Run `step` over a distributed dataset and turn its summed totals into Keras' logs."""
-    totals = tf.zeros(3)
+    totals = tf.zeros(4)
     for batch in dataset:
         totals += step(batch)  # stays on device: no host sync per step
-    loss, correct, count = (float(t) for t in totals.numpy())
-    return {"accuracy": correct / count, "loss": loss / count}
+    loss, correct, top5, count = (float(t) for t in totals.numpy())
+    return {"accuracy": correct / count, "loss": loss / count, "top5": top5 / count}
+
+
+def _write_summaries(writers: dict, epoch: int, logs: dict[str, float]) -> None:
+    """Epoch scalars under the names and folders Keras' TensorBoard callback uses."""
+    for split, writer in writers.items():
+        prefix = "val_" if split == "validation" else ""
+        values = {k.removeprefix(prefix): v for k, v in logs.items()
+                  if k.startswith(prefix) and (prefix or not k.startswith("val_"))}  # fmt: skip
+        with writer.as_default(step=epoch):
+            for name, value in values.items():
+                tf.summary.scalar(f"epoch_{name}", value)
+        writer.flush()
 
 
 def _append_log(path: Path, epoch: int, logs: dict[str, float]) -> None:

@@ -272,7 +272,8 @@ def fit(
     call after an interruption resumes at the next epoch. TensorBoard logs are written when the
     tensorboard package is installed (`tensorboard=None`). The History gets `training_seconds`.
     Under a MultiWorkerMirroredStrategy (`strategy`, default the model's) it runs
-    `helpers.distributed.fit_distributed` instead: no TensorBoard, callbacks get epoch hooks.
+    `helpers.distributed.fit_distributed` instead (same files and logs; callbacks get only the
+    epoch and train hooks).
     """
     if model.optimizer is None or not model.compiled:
         raise ValueError("compile the model first (e.g. with compile_classifier)")
@@ -292,6 +293,7 @@ def fit(
             patience=patience,
             monitor=monitor,
             callbacks=callbacks,
+            tensorboard=tensorboard is not False,
             verbose=verbose,
         )
     run_dir = _worker_dir(Path(run_dir))

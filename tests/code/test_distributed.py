@@ -48,7 +48,9 @@ def test_custom_loop_learns_colours_and_writes_fits_artifacts(tmp_path: Path) ->
     assert history["loss"][-1] < history["loss"][0]
     assert history["val_accuracy"][-1] == 1.0 and history["accuracy"][-1] >= 0.9
     rows = _log(tmp_path)
-    assert list(rows[0]) == ["epoch", "accuracy", "loss", "val_accuracy", "val_loss"]
+    assert list(rows[0]) == ["epoch", "accuracy", "loss", "top5", "val_accuracy", "val_loss",
+                             "val_top5"]  # fmt: skip
+    assert all(float(r["top5"]) == 1.0 for r in rows)  # 2 classes: both are in the "top 5"
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     best = keras.saving.load_model(tmp_path / "best.keras")
     expected = min(float(r["val_loss"]) for r in rows)
@@ -56,6 +58,24 @@ def test_custom_loop_learns_colours_and_writes_fits_artifacts(tmp_path: Path) ->
     loss = keras.losses.sparse_categorical_crossentropy(y_val, logits, from_logits=True)
     assert float(np.mean(loss)) == pytest.approx(expected, rel=1e-4)
     assert not (tmp_path / "backup").exists()
+    assert _tensorboard_scalars(tmp_path / "tb" / "validation")["epoch_loss"] == pytest.approx(
+        [float(r["val_loss"]) for r in rows], rel=1e-5
+    )
+    assert set(_tensorboard_scalars(tmp_path / "tb" / "train")) == {
+        "epoch_loss", "epoch_accuracy", "epoch_top5"
+    }  # fmt: skip
+
+
+def _tensorboard_scalars(folder: Path) -> dict[str, list[float]]:
+    """Scalars by tag, in step order, read back from TensorBoard event files."""
+    values: dict[str, list[tuple[int, float]]] = {}
+    for file in sorted(folder.glob("events.out.tfevents.*")):
+        for record in tf.data.TFRecordDataset(str(file)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor))
+                values.setdefault(value.tag, []).append((event.step, number))
+    return {tag: [v for _, v in sorted(pairs)] for tag, pairs in values.items()}
 
 
 def _transfer_model() -> keras.Model:
