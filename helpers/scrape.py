@@ -27,10 +27,6 @@ from helpers.breeds import breed_slug
 from helpers.download import Candidate, FetchPolicy, ImageRules, Outcome, evaluate
 from helpers.sources import Source
 
-# Re-exported because notebook 01 imports make_source from here: re-syncing its .ipynb twin with
-# jupytext would also rewrite papermill's parameters cell, not just the import line.
-from helpers.sources import make_source as make_source
-
 if TYPE_CHECKING:
     import pandas as pd
 

@@ -15,9 +15,6 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-# Re-exported: the split notebook hashes the raw manifest with it.
-from helpers.hashing import file_sha256 as file_sha256
-
 SPLITS = ("train", "val", "holdout")
 SPLIT_COLUMNS = ["path", "breed", "wnid", "split", "sha256", "phash", "group"]
 

@@ -61,17 +61,16 @@ workers = 2
 
 # %% tags=[]
 from helpers.breeds import AKC_BREEDS
-from helpers.download import FetchPolicy
+from helpers.download import FetchPolicy, ImageRules
 from helpers.paths import raw_dir, shown_path
 from helpers.plots import image_grid, stacked_counts, use_style
 from helpers.scrape import (
-    ImageRules,
     collect_images,
     counts_by_breed_and_reason,
-    make_source,
     read_manifest,
     sample_paths,
 )
+from helpers.sources import make_source
 
 use_style()
 photo_source = make_source(source, source_path)

@@ -46,12 +46,12 @@ min_per_breed = 50
 # We read the manifest that `01_scrape` wrote and keep the photos that passed every check.
 
 # %% tags=[]
+from helpers.hashing import file_sha256
 from helpers.paths import raw_dir, shown_path, split_dir
 from helpers.plots import image_grid, stacked_counts, use_style
 from helpers.scrape import read_manifest
 from helpers.split import (
     cross_split_pairs,
-    file_sha256,
     make_split,
     near_duplicate_groups,
     split_counts,
