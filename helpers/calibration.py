@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -14,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
+
+from helpers.atomic import write_atomic
 
 # Temperatures searched by fit_temperature; far outside what a trained classifier needs.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
@@ -137,9 +138,5 @@ def save_temperature(model_dir: str | os.PathLike, temperature: float) -> Path:
         )
     metadata["temperature"] = float(temperature)
     text = json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
-    with tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=path.parent, delete=False, suffix=".tmp"
-    ) as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
+    write_atomic(path, text)  # keeps the file readable as the umask allows, unlike mkstemp
     return path

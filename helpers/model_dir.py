@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import keras
+
+from helpers.atomic import publishing_dir, write_atomic
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
@@ -63,8 +62,8 @@ def validate_metadata(metadata: dict[str, Any], num_outputs: int | None = None) 
     return meta
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def _json_text(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 
 def save_model_dir(path: str | Path, model: keras.Model, metadata: dict[str, Any]) -> Path:
@@ -72,25 +71,13 @@ def save_model_dir(path: str | Path, model: keras.Model, metadata: dict[str, Any
 
     Both files are written into a temporary sibling directory first, so a reader never sees a
     half-written model: a new directory appears whole, an existing one has its files replaced,
-    the model before the metadata.
+    the model before the metadata. Modes follow the umask, as plain `mkdir` and `open` give.
     """
     path = Path(path)
     meta = validate_metadata(dict(metadata), num_outputs=int(model.outputs[0].shape[-1]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with publishing_dir(path, order=(MODEL_FILE, METADATA_FILE)) as tmp:
         model.save(tmp / MODEL_FILE)
-        _write_json(tmp / METADATA_FILE, meta)
-        try:
-            os.rename(tmp, path)  # atomic when `path` does not exist yet
-            return path
-        except OSError:
-            if not path.is_dir():
-                raise
-        for name in (MODEL_FILE, METADATA_FILE):
-            os.replace(tmp / name, path / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        write_atomic(tmp / METADATA_FILE, _json_text(meta))
     return path
 
 

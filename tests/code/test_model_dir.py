@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import keras
 import numpy as np
@@ -78,3 +80,17 @@ def test_load_errors_are_clear(tmp_path):
     (tmp_path / METADATA_FILE).write_text(json.dumps(_metadata()))
     with pytest.raises(ModelDirError, match="no model.keras"):
         load_model_dir(tmp_path)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o002])
+def test_saved_directory_and_files_get_the_umask_modes(tmp_path, mask):
+    # tempfile's 0700 directory and 0600 files made a root-built model unreadable to the
+    # container's non-root user; a saved model must have the modes mkdir and open give.
+    old = os.umask(mask)
+    try:
+        path = save_model_dir(tmp_path / "m", _model(0), _metadata())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o777 & ~mask
+    for name in (MODEL_FILE, METADATA_FILE):
+        assert stat.S_IMODE((path / name).stat().st_mode) == 0o666 & ~mask
