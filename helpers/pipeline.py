@@ -1,6 +1,9 @@
 """Run the notebooks in order with papermill for one parameter set.
 
 python -m helpers.pipeline params/demo.yaml [--only 01_scrape,02_split] [--update-notebooks]
+
+Each notebook's own `parameters` cell holds the demo's values, so the demo injects nothing and a
+learner who edits that cell gets what they edited; bigger sets (bench, full) inject overrides.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import papermill
 import yaml
 
+from helpers.kernel import DISPLAY_NAME, KERNEL_NAME
 from helpers.paths import PROJECT_ROOT, project_path, shown_path
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -30,12 +34,13 @@ TF_NATIVE_LOG = re.compile(
 
 
 def load_params(path: str | Path) -> dict:
-    """Return a parameter set: {name, common: {...}, notebooks: {stem: {...}}}."""
+    """Return a parameter set: {name, kernel, common: {...}, notebooks: {stem: {...}}}."""
     params = yaml.safe_load(project_path(path).read_text())
     if not isinstance(params, dict) or "notebooks" not in params:
         raise ValueError(f"{path}: a parameter set needs a 'notebooks' mapping")
     params.setdefault("name", Path(path).stem)
-    params.setdefault("common", {})
+    params.setdefault("kernel", KERNEL_NAME)
+    params["common"] = params.get("common") or {}
     return params
 
 
@@ -55,18 +60,29 @@ def notebook_parameters(stem: str, params: dict) -> dict:
 def run(params_path: str, only: list[str] | None, update: bool, run_dir: str | None) -> Path:
     """Execute the parameter set's notebooks in order; return the folder of executed copies."""
     params = load_params(params_path)
+    stems = [s for s in params["notebooks"] if not only or s in only]
+    injected = {stem: notebook_parameters(stem, params) for stem in stems}
+    if update and any(injected.values()):
+        overridden = sorted(stem for stem, values in injected.items() if values)
+        raise ValueError(
+            f"--update-notebooks commits what the notebooks' own parameters cells produce, but "
+            f"{params_path} overrides parameters of {overridden}; run it without --update-notebooks"
+        )
     out_dir = project_path(run_dir or f"runs/{params['name']}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    stems = [s for s in params["notebooks"] if not only or s in only]
     for number, stem in enumerate(stems, 1):
-        values = notebook_parameters(stem, params)
-        print(f"[{number}/{len(stems)}] {stem} with {json.dumps(values)}", flush=True)
+        values = injected[stem]
+        shown = json.dumps(values) if values else "its own parameters"
+        print(
+            f"[{number}/{len(stems)}] {stem} with {shown} (kernel {params['kernel']})", flush=True
+        )
         started = time.monotonic()
         output = out_dir / f"{stem}.ipynb"
         papermill.execute_notebook(
             str(NOTEBOOKS_DIR / f"{stem}.ipynb"),
             str(output),
             parameters=values,
+            kernel_name=params["kernel"],
             cwd=str(NOTEBOOKS_DIR),
             progress_bar=True,
         )
@@ -77,9 +93,18 @@ def run(params_path: str, only: list[str] | None, update: bool, run_dir: str | N
 
 
 def write_clean_copy(executed: Path, target: Path) -> None:
-    """Copy an executed notebook over the committed one, dropping run timings from metadata."""
+    """Copy an executed notebook over the committed one, dropping run timings from metadata.
+
+    The copy names the doggo kernel, so Jupyter and nbval start it with the settings that
+    made its outputs.
+    """
     notebook = json.loads(executed.read_text())
     notebook["metadata"].pop("papermill", None)
+    notebook["metadata"]["kernelspec"] = {
+        "display_name": DISPLAY_NAME,
+        "language": "python",
+        "name": KERNEL_NAME,
+    }
     for cell in notebook["cells"]:
         cell.get("metadata", {}).pop("papermill", None)
         cell.get("metadata", {}).pop("execution", None)

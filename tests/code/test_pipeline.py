@@ -5,7 +5,13 @@ import json
 import pytest
 
 from helpers.paths import PROJECT_ROOT
-from helpers.pipeline import load_params, notebook_parameters, without_native_logs, write_clean_copy
+from helpers.pipeline import (
+    load_params,
+    notebook_parameters,
+    run,
+    without_native_logs,
+    write_clean_copy,
+)
 
 TF_LINES = (
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
@@ -40,7 +46,13 @@ def test_clean_copy_drops_run_timings_and_native_logs(tmp_path):
     executed.write_text(json.dumps({"metadata": {"papermill": {}}, "cells": [cell]}))
     write_clean_copy(executed, tmp_path / "clean.ipynb")
     clean = json.loads((tmp_path / "clean.ipynb").read_text())
-    assert clean["metadata"] == {}
+    assert clean["metadata"] == {
+        "kernelspec": {
+            "display_name": "doggo (reproducible)",
+            "language": "python",
+            "name": "doggo",
+        }
+    }
     assert clean["cells"][0]["metadata"] == {"tags": ["t"]}
     assert clean["cells"][0]["outputs"] == []
 
@@ -58,3 +70,11 @@ def test_an_unknown_parameter_is_a_clear_error():
     params = {"common": {}, "notebooks": {"02_split": {"min_per_bread": 3}}}
     with pytest.raises(ValueError, match="min_per_bread"):
         notebook_parameters("02_split", params)
+
+
+def test_update_notebooks_refuses_a_set_that_overrides_the_notebooks_own_parameters(tmp_path):
+    overriding = tmp_path / "big.yaml"
+    overriding.write_text("notebooks:\n  02_split:\n    min_per_breed: 3\n")
+    with pytest.raises(ValueError, match="overrides parameters of \\['02_split'\\]"):
+        run(str(overriding), None, update=True, run_dir=str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
