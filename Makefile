@@ -52,6 +52,7 @@ test: setup browser lint
 	$(BIN)/python -m pytest tests/code tests/model tests/app
 	$(MAKE) nbval
 	DOGGO_REQUIRE_DATA=1 $(BIN)/python -m pytest tests/data
+	$(MAKE) docker-test
 
 # Re-runs the demo from scratch, as the committed outputs were made, in the doggo kernel. Outputs are
 # compared exactly on the reference platform (x86-64 Linux, AVX2, the pinned tensorflow-cpu);
@@ -63,3 +64,10 @@ nbval: setup
 
 clean-data:
 	rm -rf data/demo runs/demo
+
+# Builds the app's image, runs it hardened as compose.yaml does, checks health and real answers
+# (scripts/docker_test.sh). Starts the engine and makes the base image locally where needed;
+# without an engine it skips, unless CI=true.
+.PHONY: docker-test
+docker-test: setup
+	PYTHON=$(BIN)/python scripts/docker_test.sh

