@@ -21,6 +21,12 @@ from helpers.predict import Predictor, image_to_array
 
 log = logging.getLogger("doggo.app")
 EXPLAIN_SIZE = 384  # longest side of the Grad-CAM overlay sent back: enough for a phone screen
+# Longest side over shortest side beyond which a photo is refused: no dog photo is a 20000x20
+# smear, and squashing one into the model's square gives a confident nonsense answer.
+MAX_ASPECT = 5.0
+# Top probability from which the answer is stated plainly, or as "probably" when it also has
+# twice the runner-up's; below, the page says "maybe X, or Y".
+SURE, PROBABLE = 0.5, 0.25
 
 
 @dataclass
@@ -31,6 +37,25 @@ class Decoded:
     array: np.ndarray
     info: dict[str, Any]
     seconds: float
+
+
+def _with_article(name: str) -> str:
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
+
+
+def _headline(is_dog: bool, top: list[dict[str, Any]]) -> tuple[str, str]:
+    """Return (confidence, sentence) for an answer: the wording follows the top probabilities."""
+    if not is_dog or not top:
+        return "none", "That does not look like a dog"
+    first = top[0]["probability"]
+    second = top[1]["probability"] if len(top) > 1 else 0.0
+    name = _with_article(top[0]["name"])
+    if first >= SURE:
+        return "high", f"Looks like {name}"
+    if first >= PROBABLE and first >= 2 * second:
+        return "medium", f"Probably {name}"
+    runner_up = f", or {_with_article(top[1]['name'])}" if len(top) > 1 else ""
+    return "low", f"Maybe {name}{runner_up}"
 
 
 class ModelService:
@@ -72,19 +97,35 @@ class ModelService:
     def decode(self, data: bytes) -> Decoded:
         """Decode image bytes into the model input; raises helpers.images.ImageError."""
         start = time.perf_counter()
-        image = decode_image(data)
-        array = image_to_array(image, self.predictor.image_size)
-        info = {"format": sniff_format(data), "width": image.width, "height": image.height}
+        # Shrunk while decoding to what the model and the overlay use: a 12 MP photo never
+        # becomes a 12 MP float array, which bounds each request's memory.
+        size = self.predictor.image_size
+        image = decode_image(data, min_size=size, max_aspect=MAX_ASPECT)
+        array = image_to_array(image, size)
+        width, height = image.info.get("original_size", image.size)
+        info = {"format": sniff_format(data), "width": width, "height": height}
         return Decoded(image, array, info, time.perf_counter() - start)
 
     def _answer(self, probs: np.ndarray, top_k: int) -> dict[str, Any]:
-        result = self.predictor.result(probs, top_k)
+        result = self.predictor.result(probs, max(top_k, 2))
+        confidence, headline = _headline(result.is_dog, result.top_k)
         return {
             "is_dog": result.is_dog,
             "answer": result.top_k[0]["name"] if result.is_dog and result.top_k else "not a dog",
+            "confidence": confidence,
+            "headline": headline,
             "dog_probability": result.dog_probability,
-            "predictions": result.top_k,
+            "predictions": result.top_k[:top_k],
         }
+
+    def answered_index(self, answer: dict[str, Any], probs: np.ndarray) -> int:
+        """Return the class index the answer names: its top breed, else the likeliest non-dog
+        class ("not a dog" for the default model), so the heatmap shows what the page says."""
+        if answer["is_dog"] and answer["predictions"]:
+            return int(answer["predictions"][0]["index"])
+        others = np.setdiff1d(np.arange(len(probs)), self.predictor.dog_classes)
+        candidates = others if len(others) else np.arange(len(probs))
+        return int(candidates[np.argmax(probs[candidates])])
 
     def predict(
         self, decoded: Decoded, top_k: int = 5, all_classes: bool = False

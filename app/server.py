@@ -9,7 +9,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 from flask import (
     Blueprint,
@@ -34,6 +33,7 @@ IMAGE_ERROR_STATUS = {
     "not_an_image": 415,
     "unsupported_format": 415,
     "too_many_pixels": 413,
+    "bad_aspect_ratio": 422,
 }
 # No inline script or style anywhere: the page's JS and CSS are files under /static.
 CSP = (
@@ -132,7 +132,7 @@ def _predict(explain: bool) -> Response:
         raise ApiError(IMAGE_ERROR_STATUS.get(err.reason, 400), err.reason, str(err)) from None
     answer, probs = service.predict(decoded, top_k, all_classes=_flag("all"))
     if explain:
-        index = _int_arg("class_index", int(np.argmax(probs)), 0, classes - 1)
+        index = _int_arg("class_index", service.answered_index(answer, probs), 0, classes - 1)
         answer["explanation"] = service.explain(decoded, index)
         answer["timing_ms"]["explain"] = answer["explanation"].pop("ms")
     answer["timing_ms"]["total"] = round((time.perf_counter() - start) * 1000, 2)
@@ -150,7 +150,7 @@ def predict() -> Response:
 
 @blueprint.post("/api/explain")
 def explain() -> Response:
-    """The prediction plus the Grad-CAM overlay of the top class (or `?class_index=`)."""
+    """The prediction plus the Grad-CAM overlay of the class it names (or `?class_index=`)."""
     return _predict(explain=True)
 
 

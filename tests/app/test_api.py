@@ -453,3 +453,168 @@ def test_openapi_json_is_plain_json(client):
     response = client.get("/openapi.json")
     assert response.mimetype == "application/json"
     json.loads(response.get_data(as_text=True))
+
+
+# --- the answer, its heatmap and its wording ---------------------------------------------------
+
+PUG = "n02110958-pug"  # its first photo: Pug at 0.31 but "not a dog" the single likeliest class
+
+
+def _first_photo(stanford_dogs: Path, folder: str) -> Path:
+    photos = sorted((stanford_dogs / folder).glob("*.jpg"))
+    if not photos:
+        pytest.skip(f"no photos in {stanford_dogs / folder}")
+    return photos[0]
+
+
+def test_heatmap_explains_the_class_the_answer_names(client, service, stanford_dogs):
+    photo = _first_photo(stanford_dogs, PUG)
+    body = post_raw(client, photo.read_bytes(), url="/api/explain?top_k=1").get_json()
+    probabilities = post_raw(client, photo.read_bytes(), url="/api/predict?all=1").get_json()
+    likeliest = max(probabilities["probabilities"], key=lambda p: p["probability"])["name"]
+    assert likeliest == "not a dog" and body["is_dog"]  # the case the page used to get wrong
+    assert body["answer"] == "Pug"
+    assert body["explanation"]["class"] == body["answer"]
+    assert body["explanation"]["index"] == body["predictions"][0]["index"]
+
+
+def test_heatmap_of_a_non_dog_is_for_not_a_dog(client):
+    skimage = pytest.importorskip("skimage")
+    cat = Path(skimage.__file__).parent / "data" / "chelsea.png"
+    body = post_raw(client, cat.read_bytes(), url="/api/explain").get_json()
+    assert body["is_dog"] is False and body["explanation"]["class"] == "not a dog"
+    assert body["confidence"] == "none" and "not look like a dog" in body["headline"]
+
+
+def test_explicit_class_index_is_still_honoured(client, dog_photo):
+    body = post_raw(client, dog_photo.read_bytes(), url="/api/explain?class_index=0").get_json()
+    assert body["explanation"]["index"] == 0
+
+
+@pytest.mark.parametrize(
+    ("top", "confidence", "headline"),
+    [
+        ([("Golden Retriever", 0.69), ("Saluki", 0.02)], "high", "Looks like a Golden Retriever"),
+        ([("Pug", 0.31), ("Bull Mastiff", 0.05)], "medium", "Probably a Pug"),
+        ([("Basset", 0.18), ("Beagle", 0.12), ("Bluetick", 0.097)], "low",
+         "Maybe a Basset, or a Beagle"),
+        ([("Afghan Hound", 0.3), ("Saluki", 0.2)], "low", "Maybe an Afghan Hound, or a Saluki"),
+    ],
+)  # fmt: skip
+def test_wording_follows_the_confidence(top, confidence, headline):
+    from app.inference import _headline
+
+    predictions = [{"name": name, "probability": p} for name, p in top]
+    assert _headline(True, predictions) == (confidence, headline)
+
+
+def test_answers_carry_confidence_and_headline(client, dog_photo):
+    body = post_raw(client, dog_photo.read_bytes(), url="/api/predict?top_k=1").get_json()
+    assert len(body["predictions"]) == 1  # the runner-up used for the wording is not added
+    assert body["confidence"] == "high" and body["headline"] == "Looks like a Golden Retriever"
+
+
+# --- real photos in every format a phone sends -------------------------------------------------
+
+
+def _png_rgb16(image: Image.Image) -> bytes:
+    """A 16-bit-per-channel RGB PNG (Pillow cannot write one), each 8-bit value v as v * 257."""
+    import struct
+    import zlib
+
+    pixels = np.asarray(image.convert("RGB"), dtype=">u2") * 257
+    rows = b"".join(b"\x00" + row.tobytes() for row in pixels)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", image.width, image.height, 16, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))  # fmt: skip
+
+
+def _gray16_png(image: Image.Image) -> bytes:
+    pixels = np.asarray(image.convert("L"), dtype=np.uint16) * 257
+    return encode(Image.fromarray(pixels), "PNG")  # uint16 gray: mode I;16
+
+
+def _top(body: dict) -> tuple[str, float]:
+    return body["predictions"][0]["name"], body["predictions"][0]["probability"]
+
+
+@pytest.mark.parametrize(
+    ("make", "reference_mode"), [(_gray16_png, "L"), (_png_rgb16, "RGB")], ids=["gray16", "rgb16"]
+)
+def test_16_bit_pngs_decode_like_their_8_bit_originals(client, dog_photo, make, reference_mode):
+    photo = Image.open(dog_photo)
+    eight_bit = post_raw(client, encode(photo.convert(reference_mode), "PNG")).get_json()
+    sixteen = post_raw(client, make(photo)).get_json()
+    assert sixteen["is_dog"] and sixteen["image"]["format"] == "PNG"
+    assert _top(sixteen)[0] == _top(eight_bit)[0]
+    assert _top(sixteen)[1] == pytest.approx(_top(eight_bit)[1], abs=0.02)
+
+
+def test_heic_and_avif_photos_are_answered(client, dog_photo):
+    photo = Image.open(dog_photo)
+    jpeg = post_raw(client, dog_photo.read_bytes()).get_json()
+    for fmt in ("HEIF", "AVIF"):
+        body = post_file(client, encode(photo, fmt, quality=90)).get_json()
+        assert body["image"] == {"format": fmt, "width": photo.width, "height": photo.height}
+        assert _top(body)[0] == _top(jpeg)[0], fmt
+
+
+def test_heic_without_its_decoder_gets_a_plain_message(client, dog_photo, monkeypatch):
+    import helpers.images
+
+    heic = encode(Image.open(dog_photo), "HEIF")
+    monkeypatch.setattr(
+        helpers.images, "ALLOWED_FORMATS", helpers.images.ALLOWED_FORMATS - {"HEIF"}
+    )
+    response = post_raw(client, heic)
+    assert_error(response, 415, "unsupported_format")
+    assert "JPEG" in response.get_json()["error"]["message"]
+
+
+def test_a_12_megapixel_photo_is_shrunk_while_decoding(client, service, dog_photo):
+    photo = Image.open(dog_photo).convert("RGB")
+    big = photo.resize((4000, 3000), Image.Resampling.BICUBIC)
+    data = encode(big, "JPEG", quality=92)
+    decoded = service.decode(data)
+    # The model sees a short side of at least its input size, never the 12 Mpixels.
+    assert (
+        service.predictor.image_size <= min(decoded.image.size) < 2 * service.predictor.image_size
+    )
+    body = post_raw(client, data).get_json()
+    assert body["image"] == {"format": "JPEG", "width": 4000, "height": 3000}
+    assert (
+        _top(body)[0]
+        == _top(post_raw(client, encode(photo.resize((400, 300)), "JPEG")).get_json())[0]
+    )
+
+
+def test_a_huge_png_is_reduced_before_becoming_an_array(service):
+    canvas = Image.new("RGB", (6000, 6600), (180, 150, 120))  # compresses to ~100 KB
+    decoded = service.decode(encode(canvas, "PNG"))
+    assert (
+        service.predictor.image_size <= min(decoded.image.size) < 2 * service.predictor.image_size
+    )
+    assert decoded.info["width"] == 6000 and decoded.info["height"] == 6600
+
+
+def test_exif_orientation_survives_shrinking(client, dog_photo):
+    upright = Image.open(dog_photo).convert("RGB").resize((2000, 1500))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = encode(upright.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=95, exif=exif)
+    body = post_raw(client, sideways).get_json()
+    assert (body["image"]["width"], body["image"]["height"]) == (2000, 1500)
+    straight = post_raw(client, encode(upright, "JPEG", quality=95)).get_json()
+    assert _top(body)[0] == _top(straight)[0]
+
+
+@pytest.mark.parametrize("size", [(20000, 20), (20, 20000), (3000, 500)])
+def test_extreme_aspect_ratios_are_refused(client, size):
+    response = post_raw(client, encode(noise(*size), "PNG"))
+    assert_error(response, 422, "bad_aspect_ratio")
+    assert "crop" in response.get_json()["error"]["message"]
