@@ -1,4 +1,5 @@
-// doggo's upload page: send the photo to /api/predict, show the breeds, then the Grad-CAM.
+// doggo's upload page: one request to /api/predict?explain=1 gives the breeds and the Grad-CAM
+// of the class the answer names; the answer is announced in a live region.
 "use strict";
 
 (function () {
@@ -6,9 +7,11 @@
   const form = $("upload");
   let current = 0; // id of the latest upload, so a slow old answer never overwrites a new one
 
+  // The visible status line, and the live region a screen reader announces.
   function setStatus(text, isError) {
     $("status").textContent = text;
     $("status").classList.toggle("error", Boolean(isError));
+    $("announce").textContent = text;
   }
 
   async function post(url, file) {
@@ -31,65 +34,86 @@
     return (p * 100).toFixed(p >= 0.1 ? 0 : 1) + "%";
   }
 
-  function showBreeds(data) {
-    const list = $("breeds");
-    list.replaceChildren();
-    for (const breed of data.predictions) {
-      const item = document.createElement("li");
-      const label = document.createElement("span");
-      label.className = "name";
-      label.textContent = breed.name;
-      const value = document.createElement("span");
-      value.className = "value";
-      value.textContent = percent(breed.probability);
-      const bar = document.createElement("span");
-      bar.className = "bar";
-      const fill = document.createElement("span");
-      fill.className = "fill";
-      fill.style.width = Math.max(0.5, breed.probability * 100) + "%"; // CSSOM: allowed by CSP
-      bar.append(fill);
-      item.append(label, value, bar);
-      list.append(item);
-    }
+  function breedItem(breed) {
+    const item = document.createElement("li");
+    const label = document.createElement("span");
+    label.className = "name";
+    label.textContent = breed.name;
+    const value = document.createElement("span");
+    value.className = "value";
+    value.textContent = percent(breed.probability);
+    const bar = document.createElement("span");
+    bar.className = "bar";
+    const fill = document.createElement("span");
+    fill.className = "fill";
+    fill.style.width = Math.max(0.5, breed.probability * 100) + "%"; // CSSOM: allowed by CSP
+    bar.append(fill);
+    item.append(label, value, bar);
+    return item;
+  }
+
+  // The sentence the server worded from the confidence, with the dog mass when it is no dog.
+  function verdictText(data) {
+    return data.is_dog
+      ? data.headline
+      : `${data.headline} (dog probability ${percent(data.dog_probability)})`;
+  }
+
+  function showAnswer(data) {
+    // Under "not a dog" the breeds' near-zero bars say nothing: none are shown.
+    $("breeds").replaceChildren(...(data.is_dog ? data.predictions.map(breedItem) : []));
     const verdict = $("verdict");
     verdict.classList.toggle("not-dog", !data.is_dog);
-    verdict.textContent = data.is_dog
-      ? `Looks like a ${data.answer}`
-      : `That does not look like a dog (dog probability ${percent(data.dog_probability)})`;
+    verdict.textContent = verdictText(data);
     $("model-name").textContent = `${data.model.name}`;
     const t = data.timing_ms;
     $("timing").textContent = `Model ${data.model.name} v${data.model.version}: ` +
       `${t.inference.toFixed(0)} ms inference, ${t.total.toFixed(0)} ms on the server.`;
+    const explanation = data.explanation;
+    if (explanation) {
+      $("heatmap").src = explanation.image;
+      $("heatmap-caption").textContent = `Where the model looked for "${explanation.class}"`;
+      $("heatmap-figure").hidden = false;
+    }
+  }
+
+  function reset() {
+    $("result").hidden = true;
+    $("heatmap-figure").hidden = true;
+    $("heatmap").removeAttribute("src");
+    $("breeds").replaceChildren();
+    $("verdict").textContent = "";
+    $("timing").textContent = "";
+  }
+
+  function showPreview(file) {
+    const preview = $("preview");
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    $("preview-figure").hidden = true; // shown once the browser has decoded it (not for HEIC)
+    preview.src = URL.createObjectURL(file);
   }
 
   async function handle(file) {
     if (!file) return;
     const id = ++current;
-    $("result").hidden = false;
-    $("heatmap-figure").hidden = true;
-    $("breeds").replaceChildren();
-    $("verdict").textContent = "";
-    $("timing").textContent = "";
-    const preview = $("preview");
-    if (preview.src) URL.revokeObjectURL(preview.src);
-    preview.src = URL.createObjectURL(file);
+    reset();
+    showPreview(file);
     setStatus("Looking at your photo\u2026");
     try {
-      const data = await post("/api/predict?top_k=5", file);
+      const data = await post("/api/predict?explain=1&top_k=5", file);
       if (id !== current) return;
-      showBreeds(data);
-      setStatus("Finding where the model looked\u2026");
-      const explained = await post("/api/explain?top_k=1", file);
-      if (id !== current) return;
-      $("heatmap").src = explained.explanation.image;
-      $("heatmap-caption").textContent = `Where the model looked for "${explained.explanation.class}"`;
-      $("heatmap-figure").hidden = false;
-      setStatus("");
+      showAnswer(data);
+      $("result").hidden = false;
+      $("status").textContent = "";
+      $("announce").textContent = verdictText(data);
+      $("verdict").focus({ preventScroll: true });
     } catch (err) {
       if (id === current) setStatus(err.message, true);
     }
   }
 
+  $("preview").addEventListener("load", () => { $("preview-figure").hidden = false; });
+  $("preview").addEventListener("error", () => { $("preview-figure").hidden = true; });
   for (const input of [$("file"), $("camera")]) {
     input.addEventListener("change", () => handle(input.files[0]));
   }

@@ -11,74 +11,16 @@ import http.client
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from helpers.default_model import default_model_dir
 
 PROJECT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOTS = PROJECT / "runs" / "screenshots"
 README_SCREENSHOT = PROJECT / "docs" / "app-screenshot.png"
-START_TIMEOUT = 120  # seconds for gunicorn's worker to load and warm the model on a busy machine
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(
-        f"gunicorn did not answer /healthz in {START_TIMEOUT} s:\n{log.read_text()[-3000:]}"
-    )
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[str]:
-    """gunicorn serving the app with the embedded model on a free 127.0.0.1 port."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    env = {
-        **os.environ,
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "WEB_CONCURRENCY": "1",
-        "DOGGO_MODEL_DIR": str(default_model_dir()),
-        "DOGGO_MAX_UPLOAD_MB": "10",
-    }
-    command = [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "app:create_app()"]
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log)
-        yield url
-    finally:
-        process.terminate()  # gunicorn's graceful shutdown: the arbiter stops its workers
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +37,11 @@ def browser():
     options.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--window-size=1280,900"):  # fmt: skip
+                 "--no-first-run", "--disable-sync", "--window-size=1280,900",
+                 # A desktop with a mouse: headless Chromium otherwise reports no hover and no
+                 # fine pointer, as a touch screen would (touch emulation still switches them).
+                 "--blink-settings=primaryPointerType=4,primaryHoverType=2,"
+                 "availablePointerTypes=4,availableHoverTypes=2"):  # fmt: skip
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
@@ -125,6 +71,16 @@ def _upload_and_wait(driver, url: str, photo: Path) -> None:
     WebDriverWait(driver, 60).until(lambda d: d.execute_script(heatmap_shown))
 
 
+# Every <img> the page displays has decoded pixels: no broken-image icon anywhere.
+BROKEN_IMAGES = """return [...document.images].filter(
+  (img) => img.getClientRects().length > 0 && !(img.complete && img.naturalWidth > 0)
+).map((img) => img.id);"""
+
+
+def _text(driver, element_id: str) -> str:
+    return driver.execute_script(f"return document.getElementById('{element_id}').textContent;")
+
+
 def test_upload_shows_breeds_and_heatmap(server, browser, dog_photo):
     from selenium.webdriver.common.by import By
 
@@ -133,8 +89,13 @@ def test_upload_shows_breeds_and_heatmap(server, browser, dog_photo):
     names = [li.find_element(By.CLASS_NAME, "name").text for li in
              browser.find_elements(By.CSS_SELECTOR, "#breeds li")]  # fmt: skip
     assert names == [p["name"] for p in expected["predictions"]]
-    assert expected["predictions"][0]["name"] in browser.find_element(By.ID, "verdict").text
+    verdict = browser.find_element(By.ID, "verdict").text
+    assert verdict == expected["headline"] == "Looks like a Golden Retriever"
     assert browser.find_element(By.ID, "heatmap").get_attribute("src").startswith("data:image/")
+    caption = browser.find_element(By.ID, "heatmap-caption").text
+    assert caption == f'Where the model looked for "{expected["answer"]}"'
+    assert _text(browser, "announce") == verdict  # what a screen reader announces
+    assert browser.execute_script(BROKEN_IMAGES) == []
     assert expected["model"]["name"] in browser.find_element(By.TAG_NAME, "footer").text
     assert browser.find_element(By.ID, "status").text == ""  # no error shown
     problems = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
@@ -143,6 +104,90 @@ def test_upload_shows_breeds_and_heatmap(server, browser, dog_photo):
     browser.save_screenshot(str(SCREENSHOTS / "app.png"))
     if not README_SCREENSHOT.exists() or os.environ.get("DOGGO_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(SCREENSHOTS / "app.png", README_SCREENSHOT)
+
+
+def test_heatmap_names_the_answered_breed_when_not_a_dog_is_likeliest(server, browser,
+                                                                      stanford_dogs):  # fmt: skip
+    from selenium.webdriver.common.by import By
+
+    photo = sorted((stanford_dogs / "n02110958-pug").glob("*.jpg"))[0]  # Pug 0.31, other 0.6
+    _upload_and_wait(browser, server, photo)
+    verdict = browser.find_element(By.ID, "verdict").text
+    assert "Pug" in verdict
+    assert browser.find_element(By.ID, "heatmap-caption").text.endswith('for "Pug"')
+    assert _text(browser, "announce") == verdict
+
+
+def test_nothing_broken_before_an_upload_or_after_an_error(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server)
+    assert browser.execute_script(BROKEN_IMAGES) == []
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    text = tmp_path / "notes.txt"
+    text.write_text("not a photo at all")
+    browser.find_element(By.ID, "file").send_keys(str(text))
+    WebDriverWait(browser, 30).until(
+        lambda d: "not an image" in d.find_element(By.ID, "status").text
+    )
+    assert browser.execute_script(BROKEN_IMAGES) == []
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert "not an image" in _text(browser, "announce")  # the error is announced too
+
+
+def test_not_a_dog_shows_no_breed_bars(server, browser):
+    from selenium.webdriver.common.by import By
+
+    skimage = pytest.importorskip("skimage")
+    cat = Path(skimage.__file__).parent / "data" / "chelsea.png"
+    _upload_and_wait(browser, server, cat)
+    assert browser.find_element(By.ID, "verdict").text.startswith("That does not look like a dog")
+    assert browser.find_elements(By.CSS_SELECTOR, "#breeds li") == []
+    assert browser.find_element(By.ID, "heatmap-caption").text.endswith('for "not a dog"')
+
+
+def _outline(driver, selector: str) -> str:
+    return driver.execute_script(
+        f"return getComputedStyle(document.querySelector('{selector}')).outlineStyle;"
+    )
+
+
+def test_keyboard_focus_reaches_only_visible_controls(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(server)  # the fixture's browser is a desktop: no camera button
+    focused = []
+    for _ in range(6):
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        focused.append(browser.execute_script("return document.activeElement.id;"))
+    assert "file" in focused and "camera" not in focused
+    browser.get(server)
+    ActionChains(browser).send_keys(Keys.TAB).perform()  # keyboard focus: :focus-visible
+    assert browser.execute_script("return document.activeElement.id;") == "file"
+    assert _outline(browser, "label[for=file]") == "solid"
+
+
+def test_on_a_touch_screen_only_the_focused_button_is_outlined(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": True})
+    try:
+        browser.get(server)
+        for _ in range(6):
+            if browser.execute_script("return document.activeElement.id;") == "file":
+                break
+            ActionChains(browser).send_keys(Keys.TAB).perform()
+        assert _outline(browser, "label[for=file]") == "solid"
+        assert _outline(browser, "label[for=camera]") == "none"
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        assert browser.execute_script("return document.activeElement.id;") == "camera"
+        assert _outline(browser, "label[for=camera]") == "solid"
+        assert _outline(browser, "label[for=file]") == "none"
+    finally:
+        browser.execute_cdp_cmd("Emulation.setTouchEmulationEnabled", {"enabled": False})
 
 
 def test_page_fits_a_phone_screen(server, browser, dog_photo):
