@@ -15,10 +15,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import imagehash
 from PIL import Image
 
 import helpers
+from helpers.hashing import mirror_aware_phashes
 from helpers.images import MAX_PIXELS, ImageError, decode_image
 
 USER_AGENT = f"doggo-scraper/{helpers.__version__} (course project; dog-breed photos)"
@@ -29,13 +29,18 @@ _TRANSIENT_4XX = frozenset({408, 425, 429})
 
 @dataclass(frozen=True)
 class Candidate:
-    """One image a source proposes for a breed; `sha256` is set when the source knows it."""
+    """One image a source proposes for a breed; `sha256` is set when the source knows it.
+
+    `url` is the address as published (recorded in the manifest, the key a resumed run matches);
+    `fetch_url`, when set, is where it is downloaded from (a relative URL resolved on a server).
+    """
 
     breed: str
     wnid: str | None
     source: str
     url: str
     sha256: str | None = None
+    fetch_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class ImageRules:
     min_side: int = 128  # shorter side in pixels; thumbnails teach the model little
     max_side: int = 800  # longest side of the stored JPEG
     jpeg_quality: int = 92
-    near_duplicate_distance: int = 6  # phash Hamming distance counted as the same photo
+    near_duplicate_distance: int = 6  # mirror-aware phash bits counted as the same photo
     max_pixels: int = MAX_PIXELS  # larger images are refused undecoded (decompression bombs)
 
 
@@ -58,6 +63,7 @@ class Outcome:
     reason: str = ""
     sha256: str = ""
     phash: str = ""
+    phash_mirror: str = ""
     width: int | None = None
     height: int | None = None
     jpeg: bytes | None = field(default=None, repr=False)
@@ -189,7 +195,7 @@ def evaluate(
 ) -> Outcome:
     """Download, check and re-encode one candidate; runs in a worker thread."""
     try:
-        data = fetch(cand.url, policy, schemes=schemes)
+        data = fetch(cand.fetch_url or cand.url, policy, schemes=schemes)
     except FetchError as err:
         return Outcome(cand, "failed" if err.transient else "rejected", err.reason)
     sha = hashlib.sha256(data).hexdigest()
@@ -200,11 +206,11 @@ def evaluate(
     except ImageError as err:
         return Outcome(cand, "rejected", err.reason, sha)
     if min(image.size) < rules.min_side:
-        return Outcome(cand, "rejected", "too_small", sha, "", *image.size)
+        return Outcome(cand, "rejected", "too_small", sha, "", "", *image.size)
     image.thumbnail((rules.max_side, rules.max_side), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=rules.jpeg_quality, optimize=True)
     jpeg = buffer.getvalue()
     # Hash the stored JPEG, not the in-memory image, so the phash matches the file on disk.
-    phash = str(imagehash.phash(Image.open(io.BytesIO(jpeg))))
-    return Outcome(cand, "kept", "", sha, phash, *image.size, jpeg)
+    phash, phash_mirror = mirror_aware_phashes(Image.open(io.BytesIO(jpeg)))
+    return Outcome(cand, "kept", "", sha, phash, phash_mirror, *image.size, jpeg)

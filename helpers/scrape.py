@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import imagehash
+from PIL import Image
 from tqdm import tqdm
 
 from helpers.breeds import breed_slug
 from helpers.download import Candidate, FetchPolicy, ImageRules, Outcome, evaluate
+from helpers.hashing import mirror_aware_distance, mirror_aware_phashes
 from helpers.sources import Source
 
 if TYPE_CHECKING:
@@ -32,9 +33,11 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.csv"
 COLUMNS = (
-    "breed", "wnid", "source", "url", "sha256", "phash", "width", "height", "status", "reason",
-    "path",
+    "breed", "wnid", "source", "url", "sha256", "phash", "phash_mirror", "width", "height",
+    "status", "reason", "path",
 )  # fmt: skip
+# Manifests written before the mirror hash existed; read by filling it in from the kept files.
+_COLUMNS_V1 = tuple(c for c in COLUMNS if c != "phash_mirror")
 _TMP_PREFIX = ".tmp-"
 
 
@@ -91,6 +94,7 @@ def collect_images(
             with tqdm(total=per_breed, desc=desc, file=sys.stderr, disable=not progress) as bar:
                 _collect_breed(job, state, breed, todo, bar)
     _remove_orphans(out, state.rows, names)
+    _write_manifest(out, state.rows.values())  # also upgrades an older manifest's columns
     counts = {b: state.status_counts(b) for b in names}
     return CollectReport(out, counts, state.fetched, state.resumed, time.monotonic() - start)
 
@@ -154,7 +158,7 @@ def _collect_breed(job: _Job, state: _RunState, breed: str, todo: list, bar: tqd
     """Fetch candidates in order, in batches, until `per_breed` images are kept."""
     kept = state.kept(breed)
     shas = {r["sha256"] for r in kept}
-    hashes = [imagehash.hex_to_hash(r["phash"]) for r in kept]
+    hashes = [(r["phash"], r["phash_mirror"]) for r in kept]
     bar.update(min(len(kept), job.per_breed))
     position = 0
     while len(shas) < job.per_breed and position < len(todo):
@@ -175,16 +179,20 @@ def _collect_breed(job: _Job, state: _RunState, breed: str, todo: list, bar: tqd
 
 
 def _settle(outcome: Outcome, shas: set, hashes: list, rules: ImageRules, out: Path) -> dict:
-    """Reject exact and near duplicates of the breed's kept images, store the rest."""
+    """Reject exact and near duplicates (mirror images too) of the breed's kept images, store the
+    rest."""
     if outcome.status == "kept":
-        phash = imagehash.hex_to_hash(outcome.phash)
+        mine = (outcome.phash, outcome.phash_mirror)
         if outcome.sha256 in shas:
             outcome.status, outcome.reason = "rejected", "duplicate"
-        elif any(phash - other <= rules.near_duplicate_distance for other in hashes):
+        elif any(
+            mirror_aware_distance(*mine, *other) <= rules.near_duplicate_distance
+            for other in hashes
+        ):
             outcome.status, outcome.reason = "rejected", "near_duplicate"
         else:
             shas.add(outcome.sha256)
-            hashes.append(phash)
+            hashes.append(mine)
     row = _row(outcome)
     if row["path"] and not (out / row["path"]).is_file():
         _atomic_write(out / row["path"], outcome.jpeg)
@@ -194,7 +202,8 @@ def _settle(outcome: Outcome, shas: set, hashes: list, rules: ImageRules, out: P
 def _row(o: Outcome) -> dict[str, str]:
     c = o.candidate
     path = f"{breed_slug(c.breed)}/{o.sha256}.jpg" if o.status == "kept" else ""
-    values = (c.breed, c.wnid or "", c.source, c.url, o.sha256, o.phash, o.width, o.height)
+    values = (c.breed, c.wnid or "", c.source, c.url, o.sha256, o.phash, o.phash_mirror, o.width,
+              o.height)  # fmt: skip
     row = dict(zip(COLUMNS, ("" if v is None else str(v) for v in values), strict=False))
     return {**row, "status": o.status, "reason": o.reason, "path": path}
 
@@ -230,9 +239,18 @@ def _load_rows(out: Path) -> list[dict[str, str]]:
         return []
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
+        columns = tuple(reader.fieldnames or ())
+        if columns not in (COLUMNS, _COLUMNS_V1):
             raise ValueError(f"{path} has columns {reader.fieldnames}, expected {list(COLUMNS)}")
-        return list(reader)
+        rows = list(reader)
+    return rows if columns == COLUMNS else [_with_mirror_hash(out, r) for r in rows]
+
+
+def _with_mirror_hash(out: Path, row: dict[str, str]) -> dict[str, str]:
+    """Return an older manifest's row with `phash_mirror` computed from its kept file."""
+    kept = row["status"] == "kept" and (out / row["path"]).is_file()
+    mirror = mirror_aware_phashes(Image.open(out / row["path"]))[1] if kept else ""
+    return {column: row.get(column, mirror) for column in COLUMNS}
 
 
 def _remove_orphans(out: Path, rows: dict, breeds: Sequence[str]) -> None:
@@ -252,7 +270,10 @@ def read_manifest(out_dir: str | os.PathLike) -> pd.DataFrame:
     """Return the manifest as a DataFrame (empty strings for missing values, sizes as Int64)."""
     import pandas as pd  # only the notebooks need pandas
 
-    frame = pd.read_csv(Path(out_dir) / MANIFEST, dtype=str, keep_default_na=False)
+    path = Path(out_dir)
+    if not (path / MANIFEST).is_file():
+        raise FileNotFoundError(f"no {MANIFEST} in {path}: run 01_scrape first")
+    frame = pd.DataFrame(_load_rows(path), columns=list(COLUMNS), dtype=str)
     for column in ("width", "height"):
         frame[column] = pd.to_numeric(frame[column]).astype("Int64")
     return frame

@@ -10,6 +10,7 @@ import os
 import time
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urljoin, urlsplit
 
 from ddgs import DDGS
 from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
@@ -71,12 +72,15 @@ class ManifestSource:
     """Candidates from a published CSV (breed, url, optional sha256 and wnid), e.g. a manifest.
 
     Rows with a `status` column other than `kept` are skipped, so doggo's own manifest works.
+    With `base_url`, relative URLs are downloaded from that server but recorded as published, so
+    a resumed run matches them even when the server's address has changed.
     """
 
     name = "manifest"
     schemes = ("http", "https")
 
-    def __init__(self, csv_path: str | os.PathLike):
+    def __init__(self, csv_path: str | os.PathLike, base_url: str | None = None):
+        self.base_url = base_url
         with open(csv_path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
             rows = list(reader)
@@ -93,9 +97,18 @@ class ManifestSource:
         """Return the CSV's rows for `breed` in file order."""
         rows = [r for r in self._rows if r["breed"] == breed][:limit]
         return [
-            Candidate(breed, r.get("wnid") or None, self.name, r["url"], r.get("sha256") or None)
+            Candidate(
+                breed, r.get("wnid") or None, self.name, r["url"], r.get("sha256") or None,
+                self._fetch_url(r["url"]),
+            )
             for r in rows
-        ]
+        ]  # fmt: skip
+
+    def _fetch_url(self, url: str) -> str | None:
+        """Return where a relative URL is downloaded from, or None for an absolute one."""
+        if self.base_url is None or urlsplit(url).scheme:
+            return None
+        return urljoin(self.base_url, url)
 
 
 class FolderSource:

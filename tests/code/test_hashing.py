@@ -1,4 +1,5 @@
-"""Tests for helpers.hashing.file_sha256 (and helpers.train's tf.io.gfile layer over it)."""
+"""Tests for helpers.hashing: file_sha256 (and helpers.train's tf.io.gfile layer over it), and the
+mirror-aware perceptual hashes."""
 
 from __future__ import annotations
 
@@ -7,10 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import imagehash
 import numpy as np
 import pytest
+from PIL import Image, ImageOps
 
-from helpers.hashing import CHUNK_SIZE, file_sha256
+from helpers.hashing import (
+    CHUNK_SIZE,
+    file_sha256,
+    mirror_aware_distance,
+    mirror_aware_phashes,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,3 +92,15 @@ def test_train_gfile_variant_reads_local_paths_and_filesystem_urls(tmp_path: Pat
         assert train.file_sha256(url) == hashlib.sha256(payload).hexdigest()
     finally:
         tf.io.gfile.remove(url)
+
+
+def test_mirror_aware_phashes_swap_for_a_mirror_image_and_match_it_at_zero_bits():
+    rng = np.random.default_rng(0)
+    low = Image.fromarray(rng.uniform(0, 255, (6, 8, 3)).astype(np.uint8))
+    image = low.resize((320, 240), Image.Resampling.BICUBIC)
+    other = Image.fromarray(rng.uniform(0, 255, (6, 8, 3)).astype(np.uint8)).resize((320, 240))
+    phash, mirror = mirror_aware_phashes(image)
+    assert mirror_aware_phashes(ImageOps.mirror(image)) == (mirror, phash)
+    assert (imagehash.hex_to_hash(phash) - imagehash.hex_to_hash(mirror)) > 10  # not symmetric
+    assert mirror_aware_distance(phash, mirror, mirror, phash) == 0
+    assert mirror_aware_distance(phash, mirror, *mirror_aware_phashes(other)) > 10

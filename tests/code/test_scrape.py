@@ -21,7 +21,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 import helpers
 from helpers import sources
@@ -397,3 +397,60 @@ def test_collects_from_the_shared_stanford_dogs_folder(stanford_dogs, tmp_path):
     }
     folders = {parse_breed_folder(p.name) for p in stanford_dogs.iterdir() if p.is_dir()}
     assert set(zip(kept["breed"], kept["wnid"], strict=True)) <= folders
+
+
+def test_a_mirror_image_is_a_near_duplicate_within_a_breed_but_not_across(image_server, tmp_path):
+    s = image_server
+    mirrored = encode(ImageOps.mirror(photo(3)), quality=90)
+    urls = [s.add("/a.jpg", jpeg(3)), s.add("/m.jpg", mirrored), s.add("/b.jpg", jpeg(4))]
+    published = tmp_path / "published.csv"
+    published.write_text(
+        f"breed,url\nPug,{urls[0]}\nPug,{urls[1]}\nPug,{urls[2]}\nAkita,{urls[1]}\n"
+    )
+    collect_images(ManifestSource(published), ["Akita", "Pug"], tmp_path / "raw", 5, rules=RULES,
+                   policy=FAST, progress=False)  # fmt: skip
+    frame = read_manifest(tmp_path / "raw").set_index(["breed", "url"])
+    assert frame.loc[("Pug", urls[1]), "reason"] == "near_duplicate"
+    assert frame.loc[("Akita", urls[1]), "status"] == "kept"  # 02_split groups it across breeds
+    a, m = frame.loc[("Pug", urls[0])], frame.loc[("Akita", urls[1])]
+    assert imagehash.hex_to_hash(a["phash"]) - imagehash.hex_to_hash(m["phash"]) > 20
+    assert imagehash.hex_to_hash(a["phash"]) - imagehash.hex_to_hash(m["phash_mirror"]) <= 2
+
+
+def test_relative_urls_are_fetched_from_the_base_url_and_recorded_as_published(
+    image_server, tmp_path
+):
+    s = image_server
+    s.add("/site/a.jpg", jpeg(1))
+    s.add("/site/b.jpg", jpeg(2))
+    published = tmp_path / "urls.csv"
+    published.write_text("breed,url\nPug,a.jpg\nPug,b.jpg\n")
+    out = tmp_path / "raw"
+    collect_images(ManifestSource(published, base_url=s.url("/site/")), ["Pug"], out, 2,
+                   rules=RULES, policy=FAST, progress=False)  # fmt: skip
+    assert set(manifest_rows(out)) == {"a.jpg", "b.jpg"}
+    # The same site on another address (a new port): the run resumes, fetching nothing.
+    s.hits.clear()
+    again = collect_images(ManifestSource(published, base_url="http://127.0.0.1:9/"), ["Pug"],
+                           out, 2, rules=RULES, policy=FAST, progress=False)  # fmt: skip
+    assert again.fetched == 0 and sum(s.hits.values()) == 0
+
+
+def test_a_manifest_without_mirror_hashes_is_read_by_filling_them_in(image_server, tmp_path):
+    s = image_server
+    urls = [s.add("/a.jpg", jpeg(1)), s.add("/b.jpg", jpeg(2))]
+    published = tmp_path / "urls.csv"
+    published.write_text(f"breed,url\nPug,{urls[0]}\nPug,{urls[1]}\n")
+    out = tmp_path / "raw"
+    collect_images(ManifestSource(published), ["Pug"], out, 2, rules=RULES, policy=FAST,
+                   progress=False)  # fmt: skip
+    current = read_manifest(out)
+    old_columns = [c for c in COLUMNS if c != "phash_mirror"]
+    current[old_columns].to_csv(out / "manifest.csv", index=False)  # as written before
+    report = collect_images(ManifestSource(published), ["Pug"], out, 2, rules=RULES,
+                            policy=FAST, progress=False)  # fmt: skip
+    assert report.fetched == 0
+    again = read_manifest(out)
+    assert list(again.columns) == list(COLUMNS)
+    assert again["phash_mirror"].tolist() == current["phash_mirror"].tolist()
+    assert again["phash_mirror"].str.len().eq(16).all()

@@ -9,7 +9,7 @@ import pytest
 from ddgs.exceptions import DDGSException, RatelimitException
 
 from helpers import sources
-from helpers.sources import ImageSearchSource, SearchError
+from helpers.sources import ImageSearchSource, ManifestSource, SearchError
 
 
 def test_image_search_backs_off_then_explains_failure(monkeypatch):
@@ -52,3 +52,17 @@ def test_make_source_picks_the_named_source_and_checks_its_path(tmp_path):
         sources.make_source("folder", tmp_path / "missing")
     with pytest.raises(ValueError, match="unknown source"):
         sources.make_source("flickr")
+
+
+def test_manifest_source_resolves_relative_urls_against_its_base_url(tmp_path):
+    published = tmp_path / "urls.csv"
+    published.write_text("breed,url,sha256\nPug,photos/a.jpg,\nPug,https://example.org/b.jpg,ab\n")
+    plain, based = ManifestSource(published), ManifestSource(published, "http://127.0.0.1:8/x/")
+    assert [c.fetch_url for c in plain.candidates("Pug", 5)] == [None, None]
+    first, second = based.candidates("Pug", 5)
+    assert (first.url, first.fetch_url) == ("photos/a.jpg", "http://127.0.0.1:8/x/photos/a.jpg")
+    assert (second.url, second.fetch_url, second.sha256) == (
+        "https://example.org/b.jpg",
+        None,
+        "ab",
+    )

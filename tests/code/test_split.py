@@ -1,4 +1,5 @@
-"""The split keeps near-duplicates together, is stable as photos are added, and is stratified."""
+"""The split keeps near-duplicates (mirror images too) together, is stratified per breed, and
+keeps every earlier photo in its split when photos are added."""
 
 import json
 
@@ -7,72 +8,131 @@ import pandas as pd
 import pytest
 
 from helpers.split import (
+    ASSIGNMENT,
     SPLITS,
-    cross_split_pairs,
+    hash_point,
     make_split,
+    moved_photos,
     near_duplicate_groups,
+    nearest_distances,
+    read_split,
     split_counts,
-    split_for_key,
     write_split,
 )
 
+MASK = 2**64 - 1
+
 
 def _hex(bits: int) -> str:
-    return f"{bits:016x}"
+    return f"{bits & MASK:016x}"
 
 
 def _photos(breeds: dict[str, int], seed: int = 0) -> pd.DataFrame:
+    """Photos with random sha256s and random, far-apart hashes (mirror hash unrelated too)."""
     rng = np.random.default_rng(seed)
     rows = []
     for breed, n in breeds.items():
         for _ in range(n):
             sha = "".join(rng.choice(list("0123456789abcdef"), 64))
-            phash = _hex(int(rng.integers(0, 2**63)) * 2 + int(rng.integers(0, 2)))
+            phash, mirror = (_hex(int(rng.integers(0, 2**63)) * 2 + int(rng.integers(0, 2)))
+                             for _ in range(2))  # fmt: skip
             rows.append({"breed": breed, "wnid": "", "sha256": sha, "phash": phash,
-                         "path": f"{breed.lower()}/{sha}.jpg"})  # fmt: skip
+                         "phash_mirror": mirror, "path": f"{breed.lower()}/{sha}.jpg"})  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def test_groups_link_chains_of_near_duplicates_and_nothing_else():
+def _within_one_photo(table: pd.DataFrame, fractions=(0.7, 0.2, 0.1)) -> bool:
+    counts = split_counts(table)
+    target = counts.sum(axis=1).to_numpy()[:, None] * np.asarray(fractions)
+    return bool(((counts - target).abs() <= 1).all().all())
+
+
+def test_groups_link_chains_of_near_duplicates_and_mirror_images_and_nothing_else():
     base = 0x0F0F_0F0F_0F0F_0F0F
-    hashes = [base, base ^ 0b111, base ^ 0b111 ^ (0b111 << 8), ~base & (2**64 - 1)]
-    labels = near_duplicate_groups([_hex(h) for h in hashes], threshold=3)
-    # 0-1 differ by 3 bits and 1-2 by 3 bits (0-2 by 6): one chain; the complement is far away.
-    assert labels[0] == labels[1] == labels[2]
-    assert labels[3] != labels[0]
+    far = [
+        0x3C3C_3C3C_3C3C_3C3C,
+        0x5555_5555_5555_5555,
+        0x00FF_00FF_00FF_00FF,
+        0x6996_6996_6996_6996,
+    ]
+    phashes = [base, base ^ 0b111, base ^ 0b111 ^ (0b111 << 8), ~base, far[0], far[1]]
+    mirrors = [far[0], far[2], far[3], ~far[0] ^ 0xF0, far[3] ^ 0xF, ~far[1]]
+    labels = near_duplicate_groups([_hex(h) for h in phashes], [_hex(h) for h in mirrors], 3)
+    # 0-1 and 1-2 differ by 3 bits (0-2 by 6): one chain. Photo 4 is photo 0's mirror image
+    # (its hash is 0's mirror hash); 3 and 5 match nothing, their mirrors included.
+    assert labels[0] == labels[1] == labels[2] == labels[4]
+    assert len({labels[0], labels[3], labels[5]}) == 3
 
 
-def test_near_duplicates_across_breeds_land_in_one_split_and_no_pair_leaks():
-    photos = _photos({"Beagle": 300, "Pug": 300})
-    # Make 40 Pug photos near-twins (2 bits apart) of Beagle photos.
-    for i in range(40):
-        twin = int(photos.loc[i, "phash"], 16) ^ 0b11
-        photos.loc[300 + i, "phash"] = _hex(twin)
+def test_a_mirrored_copy_under_another_breed_shares_its_originals_split():
+    photos = _photos({"Beagle": 100, "Pug": 100})
+    for i in range(30):  # Pug photo i is Beagle photo i mirrored: hash and mirror hash swap
+        photos.loc[100 + i, ["phash", "phash_mirror"]] = photos.loc[i, ["phash_mirror", "phash"]]
     split = make_split(photos, near_duplicate_threshold=4, min_per_breed=10)
     table = split.table.set_index("sha256")
-    for i in range(40):
-        a, b = photos.loc[i, "sha256"], photos.loc[300 + i, "sha256"]
+    for i in range(30):
+        a, b = photos.loc[i, "sha256"], photos.loc[100 + i, "sha256"]
         assert table.loc[a, "split"] == table.loc[b, "split"]
         assert table.loc[a, "group"] == table.loc[b, "group"]
-    assert cross_split_pairs(split.table, threshold=4).empty
+    assert split.table["group"].nunique() == 170
 
 
-def test_cross_split_pairs_finds_a_planted_leak():
-    photos = _photos({"Beagle": 20})
-    photos.loc[1, "phash"] = _hex(int(photos.loc[0, "phash"], 16) ^ 1)
-    table = photos.assign(split=["train"] + ["holdout"] * 19)
-    leaks = cross_split_pairs(table, threshold=2)
-    assert len(leaks) == 1
-    assert {leaks.loc[0, "split_a"], leaks.loc[0, "split_b"]} == {"train", "holdout"}
+@pytest.mark.parametrize("n", [7, 50, 57, 103, 120, 401])
+def test_every_breed_is_within_one_photo_of_its_fractions(n):
+    split = make_split(_photos({"Beagle": n, "Pug": n + 3}, seed=n), min_per_breed=5)
+    assert _within_one_photo(split.table)
+    counts = split_counts(split.table)
+    assert counts.loc["Beagle", "holdout"] == pytest.approx(0.1 * n, abs=1)
 
 
-def test_adding_photos_never_moves_existing_ones():
-    before = make_split(_photos({"Beagle": 200, "Pug": 150}, seed=1), min_per_breed=10)
-    more = pd.concat([_photos({"Beagle": 200, "Pug": 150}, seed=1), _photos({"Pug": 80}, seed=2)])
-    after = make_split(more, min_per_breed=10)
-    merged = before.table.merge(after.table, on="sha256", suffixes=("_before", "_after"))
-    assert len(merged) == len(before.table)
-    assert (merged["split_before"] == merged["split_after"]).all()
+def test_other_fractions_are_honoured_too():
+    split = make_split(_photos({"Beagle": 200}), fractions=(0.5, 0.25, 0.25), min_per_breed=5)
+    assert split_counts(split.table).loc["Beagle"].tolist() == [100, 50, 50]
+
+
+def test_adding_photos_keeps_every_earlier_photo_and_the_fractions():
+    old = _photos({"Beagle": 97, "Pug": 61}, seed=1)
+    before = make_split(old, min_per_breed=10)
+    more = pd.concat([old, _photos({"Pug": 80, "Beagle": 5}, seed=2)])
+    after = make_split(more, min_per_breed=10, previous=before.table)
+    assert len(after.table) == 243 and moved_photos(before.table, after.table).empty
+    assert _within_one_photo(after.table)
+    # Without the earlier split the new photos reshuffle the order: that is why it is kept.
+    fresh = make_split(more, min_per_breed=10)
+    assert not moved_photos(before.table, fresh.table).empty
+
+
+def test_a_new_photo_with_a_smaller_sha256_joining_a_group_moves_nothing():
+    old = _photos({"Beagle": 80})
+    before = make_split(old, min_per_breed=10)
+    joiner = old.iloc[[5]].assign(sha256="0" * 64, path="beagle/new.jpg")  # phash: photo 5's
+    after = make_split(pd.concat([old, joiner]), min_per_breed=10, previous=before.table)
+    assert moved_photos(before.table, after.table).empty
+    rows = after.table.set_index("sha256")
+    assert rows.loc["0" * 64, "split"] == rows.loc[old.loc[5, "sha256"], "split"]
+    assert rows.loc["0" * 64, "group"] == "0" * 16  # the group's id changes, its split does not
+
+
+def test_a_new_photo_bridging_two_groups_in_different_splits_moves_only_the_smaller_side():
+    old = _photos({"Beagle": 80})
+    a = int(old.loc[0, "phash"], 16)
+    old.loc[1, "phash"] = _hex(a ^ 0b1)  # photos 0 and 1: one group at threshold 4
+    first = make_split(old, near_duplicate_threshold=4, min_per_breed=10)
+    splits = first.table.set_index("sha256")["split"]
+    lone = next(
+        i for i in range(2, 80) if splits[old.loc[i, "sha256"]] != splits[old.loc[0, "sha256"]]
+    )
+    old.loc[lone, "phash"] = _hex(a ^ 0b111111)  # 6 bits from photo 0: still a group of its own
+    before = make_split(old, near_duplicate_threshold=4, min_per_breed=10)
+    assert moved_photos(first.table, before.table).empty
+    # A new photo 3 bits from photo 0 and 3 bits from photo `lone` joins the two groups.
+    bridge = old.iloc[[2]].assign(sha256="f" * 64, path="beagle/bridge.jpg",
+                                  phash=_hex(a ^ 0b111), phash_mirror=_hex(~a))  # fmt: skip
+    after = make_split(pd.concat([old, bridge]), near_duplicate_threshold=4, min_per_breed=10,
+                       previous=before.table)  # fmt: skip
+    moved = moved_photos(before.table, after.table)
+    assert moved["sha256"].tolist() == [old.loc[lone, "sha256"]]  # the one-photo side moved
+    assert moved.loc[0, "split_after"] == splits[old.loc[0, "sha256"]]
 
 
 def test_split_ignores_input_order():
@@ -82,13 +142,20 @@ def test_split_ignores_input_order():
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_each_breed_is_split_close_to_70_20_10():
-    split = make_split(_photos({"Beagle": 3000, "Pug": 3000}, seed=4), min_per_breed=10)
-    shares = split_counts(split.table).div(3000)
-    for breed in ("Beagle", "Pug"):
-        assert shares.loc[breed, "train"] == pytest.approx(0.7, abs=0.03)
-        assert shares.loc[breed, "val"] == pytest.approx(0.2, abs=0.03)
-        assert shares.loc[breed, "holdout"] == pytest.approx(0.1, abs=0.03)
+def test_the_salt_changes_the_assignment_but_not_the_counts():
+    photos = _photos({"Beagle": 120}, seed=5)
+    a, b = (make_split(photos, min_per_breed=10, salt=s).table for s in ("doggo", "other"))
+    assert not moved_photos(a, b).empty
+    pd.testing.assert_frame_equal(split_counts(a), split_counts(b))
+    assert hash_point("key", "doggo") != hash_point("key", "other")
+    assert 0 <= hash_point("key") < 1
+
+
+def test_nearest_distances_counts_mirror_images():
+    phashes, mirrors = [0x0, 0xFF, ~0 & MASK, 0xF0F0], [~0 & MASK, 0xFF00, 0x0, 0x0F0F ^ 0b1]
+    nearest = nearest_distances([_hex(h) for h in phashes], [_hex(h) for h in mirrors])
+    # Photo 3 is 8 bits from photos 0 and 1 as stored, but its mirror is 7 bits from photo 0.
+    assert nearest.tolist() == [0, 8, 0, 7]
 
 
 def test_breeds_with_too_few_photos_are_excluded_and_reported():
@@ -98,24 +165,28 @@ def test_breeds_with_too_few_photos_are_excluded_and_reported():
     assert [c["name"] for c in split.classes] == ["Beagle"]
 
 
-def test_split_for_key_respects_fraction_edges():
-    assert {split_for_key(str(i), (1.0, 0.0, 0.0)) for i in range(50)} == {"train"}
-    assert {split_for_key(str(i), (0.0, 0.0, 1.0)) for i in range(50)} == {"holdout"}
-    assert {split_for_key(str(i), (0.4, 0.3, 0.3)) for i in range(200)} == set(SPLITS)
-
-
 def test_bad_fractions_are_refused():
     with pytest.raises(ValueError, match="fractions"):
         make_split(_photos({"Beagle": 60}), fractions=(0.7, 0.2, 0.2))
 
 
-def test_write_split_writes_manifest_and_class_list(tmp_path):
+def test_write_split_writes_manifest_and_class_list_and_read_split_reads_it_back(tmp_path):
     split = make_split(_photos({"Beagle": 60, "Pug": 60}), min_per_breed=10)
-    csv_path = write_split(split, tmp_path / "split", "data/raw", {"seed": 1}, "abc")
+    params = {"fractions": [0.7, 0.2, 0.1], "salt": "doggo"}
+    csv_path = write_split(split, tmp_path / "split", "data/raw", params, "abc")
     written = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
     assert list(written.columns) == ["path", "breed", "wnid", "split", "sha256", "phash", "group"]
-    assert len(written) == 120
+    assert len(written) == 120 and set(written["split"]) == set(SPLITS)
     info = json.loads((tmp_path / "split" / "split.json").read_text())
     assert [c["name"] for c in info["classes"]] == ["Beagle", "Pug"]
     assert info["fractions"] == {"train": 0.7, "val": 0.2, "holdout": 0.1}
+    assert info["assignment"] == ASSIGNMENT
     assert not list((tmp_path / "split").glob("*.tmp"))
+    again = read_split(tmp_path / "split", [0.7, 0.2, 0.1], "doggo")
+    pd.testing.assert_frame_equal(again, written)
+    # An earlier split made with other settings or by another rule is not carried over.
+    assert read_split(tmp_path / "split", [0.8, 0.1, 0.1], "doggo") is None
+    assert read_split(tmp_path / "split", [0.7, 0.2, 0.1], "other") is None
+    (tmp_path / "split" / "split.json").write_text(json.dumps({**info, "assignment": "hash"}))
+    assert read_split(tmp_path / "split", [0.7, 0.2, 0.1], "doggo") is None
+    assert read_split(tmp_path / "nothing", [0.7, 0.2, 0.1], "doggo") is None
