@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from helpers.train import LayerwiseAdam, _logged, _worker_dir
+from helpers.train import LayerwiseAdam, _best_and_wait, _improves, _logged, _worker_dir
 
 __all__ = ["fit_distributed", "fit_history"]
 
@@ -41,11 +41,12 @@ def fit_distributed(
 ) -> dict[str, list[float]]:
     """Train with a GradientTape loop over `strategy` (default: the model's); `fit`'s artifacts.
 
-    The chief writes log.csv, best.keras (lowest `monitor`), backup/ and, with `tensorboard`,
-    tb/ to run_dir (other workers to run_dir/workers/<task>); re-running after a kill resumes
-    at the next epoch. Logs hold loss, accuracy and top5, as `compile_classifier`'s.
-    Batches of `train_ds` are global batches. The optimizer is `optimizer`, else the compiled
-    one, else a `LayerwiseAdam(learning_rate)`. Callbacks get only the epoch and train hooks.
+    The chief writes log.csv, best.keras (best `monitor`: highest for accuracies, lowest for
+    losses), backup/ and, with `tensorboard`, tb/ to run_dir (other workers to
+    run_dir/workers/<task>); re-running after a kill resumes at the next epoch. Logs hold loss,
+    accuracy and top5, as `compile_classifier`'s. Batches of `train_ds` are global batches. The
+    optimizer is `optimizer`, else the compiled one, else a `LayerwiseAdam(learning_rate)`.
+    Callbacks get only the epoch and train hooks.
     """
     strategy = strategy or model.distribute_strategy
     optimizer = _build_optimizer(
@@ -68,8 +69,7 @@ def fit_distributed(
     # A resumed run carries on from the log: its best value (else its first epoch would replace
     # a better best.keras) and the epochs since then, which count toward the patience.
     logged = _logged(log_path, monitor) if resuming else []
-    best = min(logged) if logged else np.inf
-    wait = len(logged) - 1 - int(np.argmin(logged)) if logged else 0
+    best, wait = _best_and_wait(logged, monitor)
     best_weights = None
     if logged and (run_dir / "best.keras").is_file():
         best_weights = keras.saving.load_model(run_dir / "best.keras", compile=False).get_weights()
@@ -96,7 +96,7 @@ def fit_distributed(
             logs.update({f"val_{k}": v for k, v in val_logs.items()})
         _append_log(log_path, epoch, logs)
         _write_summaries(writers, epoch, logs)
-        if logs[monitor] < best:
+        if _improves(logs[monitor], best, monitor):
             best, best_weights, wait = logs[monitor], model.get_weights(), 0
             model.save(run_dir / "best.keras")
         else:

@@ -224,12 +224,30 @@ def _logged(log_path: Path, monitor: str) -> list[float]:
         return [float(row[monitor]) for row in csv.DictReader(f) if row.get(monitor)]
 
 
+def _higher_is_better(monitor: str) -> bool:
+    """Keras's "auto" mode for doggo's metrics: accuracy and top-5 up, losses down."""
+    return "acc" in monitor or "top" in monitor
+
+
+def _improves(value: float, best: float | None, monitor: str) -> bool:
+    """Whether `value` of `monitor` beats the best so far (None: nothing yet)."""
+    if best is None:
+        return True
+    return value > best if _higher_is_better(monitor) else value < best
+
+
+def _best_and_wait(values: Sequence[float], monitor: str) -> tuple[float | None, int]:
+    """The best of logged `monitor` values and the epochs logged since it (for patience)."""
+    if not values:
+        return None, 0
+    pick = np.argmax if _higher_is_better(monitor) else np.argmin
+    index = int(pick(values))
+    return float(values[index]), len(values) - 1 - index
+
+
 def _best_logged(log_path: Path, monitor: str) -> float | None:
     """The best value of `monitor` in an existing CSV log, to resume checkpointing."""
-    values = _logged(log_path, monitor)
-    if not values:
-        return None
-    return max(values) if "acc" in monitor else min(values)  # Keras's "auto" mode rule
+    return _best_and_wait(_logged(log_path, monitor), monitor)[0]
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -273,9 +291,10 @@ def fit(
 ) -> keras.callbacks.History:
     """Train a compiled model with checkpointing, early stopping, logs, and resume after a kill.
 
-    run_dir gets best.keras (lowest `monitor`), log.csv, tb/ and backup/; re-running the same
-    call after an interruption resumes at the next epoch. TensorBoard logs are written when the
-    tensorboard package is installed (`tensorboard=None`). The History gets `training_seconds`.
+    run_dir gets best.keras (best `monitor`: highest for accuracies, lowest for losses),
+    log.csv, tb/ and backup/; re-running the same call after an interruption resumes at the next
+    epoch. TensorBoard logs are written when the tensorboard package is installed
+    (`tensorboard=None`). The History gets `training_seconds`.
     Under a MultiWorkerMirroredStrategy (`strategy`, default the model's) it runs
     `helpers.distributed.fit_distributed` instead (same files and logs; callbacks get only the
     epoch and train hooks).

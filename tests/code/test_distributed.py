@@ -269,3 +269,39 @@ def test_multi_worker_mirrored_strategy_with_two_local_workers(tmp_path: Path) -
     worker_dir = run_dir / "workers" / "worker_1"
     assert (worker_dir / "log.csv").is_file() and (worker_dir / "best.keras").is_file()
     assert sorted(p.name for p in run_dir.iterdir()) == ["best.keras", "log.csv", "workers"]
+
+
+class _WeightsByEpoch(keras.callbacks.Callback):
+    """Sets the model's weights at each epoch's start: good ones at `good_epoch`, bad ones else
+    (with a zero learning rate, the epoch's validation scores are then known in advance)."""
+
+    def __init__(self, good_epoch: int):
+        super().__init__()
+        self.good_epoch = good_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        sign = 1.0 if epoch == self.good_epoch else -1.0
+        self.model.set_weights([sign * np.eye(2, dtype="float32"), np.zeros(2, "float32")])
+
+
+@pytest.mark.parametrize("monitor", ["val_accuracy", "val_loss"])
+def test_the_best_epoch_is_the_best_for_the_monitor_higher_or_lower(tmp_path, monitor) -> None:
+    x = np.array([[1, 0], [0, 1]] * 4, "float32")
+    y = np.argmax(x, axis=1).astype("int32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    history = fit_distributed(
+        model,
+        ds,
+        ds,
+        run_dir=tmp_path,
+        epochs=3,
+        learning_rate=0.0,
+        monitor=monitor,
+        patience=5,
+        callbacks=[_WeightsByEpoch(1)],
+    )
+    assert history["val_accuracy"] == [0.0, 1.0, 0.0]
+    best = keras.saving.load_model(tmp_path / "best.keras")
+    assert np.array_equal(np.argmax(best.predict(x, verbose=0), axis=1), y)  # epoch 1's weights
