@@ -19,7 +19,9 @@ from PIL import Image
 from helpers.images import ImageError, decode_image, to_rgb
 from helpers.paths import MODELS_DIR
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
+)
 BATCH_SIZE = 32
 # Metric names (flat, or nested as {"holdout": {"accuracy": ...}}) that rank trained models.
 RANKING_METRICS = ("holdout_accuracy", "holdout_acc", "holdout_top1", "val_accuracy", "val_acc",
