@@ -89,10 +89,16 @@ def collect_images(
         job = _Job(source, per_breed, rules, policy, pool, workers)
         for number, breed in enumerate(names, 1):
             todo = state.todo(source.candidates(breed, math.ceil(per_breed * oversample)))
-            # One bar per breed that stays on screen: a plain log of how each breed went.
             desc = f"[{number}/{len(names)}] {breed}"
-            with tqdm(total=per_breed, desc=desc, file=sys.stderr, disable=not progress) as bar:
+            # The bar clears itself and a summary line stays: a plain log of how each breed
+            # went, the same on every run (a finished bar's rate and padding are not).
+            with tqdm(total=per_breed, desc=desc, file=sys.stderr, disable=not progress,
+                      leave=False) as bar:  # fmt: skip
                 _collect_breed(job, state, breed, todo, bar)
+            if progress:
+                done = state.status_counts(breed)
+                print(f"{desc}: {done['kept']} kept, {done['rejected']} rejected, "
+                      f"{done['failed']} failed", file=sys.stderr, flush=True)  # fmt: skip
     _remove_orphans(out, state.rows, names)
     _write_manifest(out, state.rows.values())  # also upgrades an older manifest's columns
     counts = {b: state.status_counts(b) for b in names}
