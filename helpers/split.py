@@ -74,10 +74,17 @@ def nearest_distances(phashes: Sequence[str], mirrors: Sequence[str], chunk: int
     return nearest
 
 
-def near_duplicate_groups(phashes: Sequence[str], mirrors: Sequence[str], threshold: int):
-    """Return a group label per photo: photos linked by chains of near duplicates share one."""
+def near_duplicate_groups(
+    phashes: Sequence[str], mirrors: Sequence[str], threshold: int, links: np.ndarray | None = None
+):
+    """Return a group label per photo: photos linked by chains of near duplicates share one.
+
+    `links` (index pairs) are linked too: copies another method found that the hash missed.
+    """
     n = len(phashes)
     pairs = near_duplicate_pairs(phashes, mirrors, threshold)
+    if links is not None and len(links):
+        pairs = np.concatenate([pairs, np.asarray(links, dtype=pairs.dtype).reshape(-1, 2)])
     graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     return connected_components(graph, directed=False)[1]
 
@@ -125,11 +132,13 @@ def make_split(
     min_per_breed: int = 50,
     salt: str = "doggo",
     previous: pd.DataFrame | None = None,
+    links: Sequence[tuple[str, str]] = (),
 ) -> Split:
     """Split kept photos (manifest rows) so that no near-duplicate group spans two splits.
 
     Each breed is split as close to `fractions` as its count allows. With `previous` (an earlier
-    split table), its photos keep their splits and only new groups are assigned.
+    split table), its photos keep their splits and only new groups are assigned. `links` are
+    sha256 pairs to keep together as well (copies the independent leak check found).
     """
     if not np.isclose(sum(fractions), 1.0) or len(fractions) != len(SPLITS):
         raise ValueError(f"fractions must be three numbers summing to 1, got {list(fractions)}")
@@ -137,8 +146,10 @@ def make_split(
     excluded = {b: int(n) for b, n in counts.items() if n < min_per_breed}
     table = kept[~kept["breed"].isin(excluded)].sort_values(["breed", "sha256"])
     table = table.reset_index(drop=True)
+    row = {sha: i for i, sha in enumerate(table["sha256"])}
+    extra = np.array([(row[a], row[b]) for a, b in links if a in row and b in row], dtype=np.int64)
     labels = near_duplicate_groups(
-        table["phash"].tolist(), table["phash_mirror"].tolist(), near_duplicate_threshold
+        table["phash"].tolist(), table["phash_mirror"].tolist(), near_duplicate_threshold, extra
     )
     table["group_key"] = table.groupby(labels)["sha256"].transform("min")
     table["group"] = table["group_key"].str[:16]

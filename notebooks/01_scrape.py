@@ -57,6 +57,7 @@ seed = 42  # which photos the sample grid shows
 
 # %% tags=[]
 import contextlib
+import inspect
 import textwrap
 import threading
 
@@ -67,7 +68,7 @@ from matplotlib.ticker import MaxNLocator
 
 from helpers.breeds import AKC_BREEDS
 from helpers.demo_site import demo_site
-from helpers.download import FetchPolicy, ImageRules
+from helpers.download import FetchPolicy, ImageRules, evaluate
 from helpers.images import ImageError, decode_image
 from helpers.paths import project_path, raw_dir, shown_path
 from helpers.plots import image_grid, use_style
@@ -136,8 +137,15 @@ planted
 # about half. Training flips photos left-right, so a mirrored copy counts too: each photo is
 # hashed as stored and mirrored, and two photos are compared both ways.
 #
-# This is the long step: under a minute for the demo, a few hours for 75,000 photos from image
-# search.
+# Here is the whole check of one candidate, as each download worker runs it; every `return`
+# before the last is a reason code in the manifest.
+
+# %% tags=[]
+print(inspect.getsource(evaluate))
+
+# %% [markdown] tags=[]
+# Now we run it over every candidate. This is the long step: under a minute for the demo, a few
+# hours for 75,000 photos from image search.
 
 # %% tags=[]
 collect = dict(

@@ -190,3 +190,18 @@ def test_write_split_writes_manifest_and_class_list_and_read_split_reads_it_back
     (tmp_path / "split" / "split.json").write_text(json.dumps({**info, "assignment": "hash"}))
     assert read_split(tmp_path / "split", [0.7, 0.2, 0.1], "doggo") is None
     assert read_split(tmp_path / "nothing", [0.7, 0.2, 0.1], "doggo") is None
+
+
+def test_links_keep_pairs_the_hash_missed_together():
+    photos = _photos({"Beagle": 90})
+    plain = make_split(photos, min_per_breed=10).table.set_index("sha256")["split"]
+    a = photos.loc[0, "sha256"]
+    b = next(s for s in photos["sha256"] if plain[s] != plain[a])  # far apart by hash, split apart
+    linked = make_split(photos, min_per_breed=10, links=[(a, b), (a, "not a photo")])
+    rows = linked.table.set_index("sha256")
+    assert (
+        rows.loc[a, "split"] == rows.loc[b, "split"]
+        and rows.loc[a, "group"] == rows.loc[b, "group"]
+    )
+    counts = split_counts(linked.table).loc["Beagle"]
+    assert (counts - 90 * np.array([0.7, 0.2, 0.1])).abs().max() <= 2  # a pair may cost a photo
