@@ -1,4 +1,4 @@
-"""Plots shared by the notebooks: photo grids and per-breed bar charts."""
+"""Plots shared by the notebooks: photo grids, per-breed bars, training curves, answer counts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 STYLE = Path(__file__).with_name("doggo.mplstyle")
@@ -59,17 +60,94 @@ def array_grid(
     return fig
 
 
-def training_curves(log: pd.DataFrame, title: str) -> plt.Figure:
-    """Return loss and accuracy per epoch, train against validation, from a Keras CSV log."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
-    epochs = log["epoch"] + 1
+def training_curves(
+    log: pd.DataFrame,
+    title: str,
+    n_classes: int | None = None,
+    reference: pd.DataFrame | None = None,
+    reference_label: str = "bench",
+) -> plt.Figure:
+    """Return loss and accuracy per epoch, train against validation, from a Keras CSV log.
+
+    With `n_classes`, dashed lines mark chance (loss ln K, accuracy 1/K); a `reference` log (e.g.
+    the bench run) is drawn faintly on the same axes under `reference_label`.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
-        ax.plot(epochs, log[metric], marker="o", label="train")
-        if f"val_{metric}" in log:
-            ax.plot(epochs, log[f"val_{metric}"], marker="o", label="validation")
+        if reference is not None:
+            _epoch_lines(ax, reference, metric, f"{reference_label} ", alpha=0.45, linestyle=":")
+        _epoch_lines(ax, log, metric, "", alpha=1.0, linestyle="-")
+        if n_classes:
+            chance = math.log(n_classes) if metric == "loss" else 1 / n_classes
+            name = f"chance (ln {n_classes})" if metric == "loss" else f"chance (1/{n_classes})"
+            ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=name)
+        if metric == "accuracy":
+            ax.set_ylim(0, 1)
         ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
         ax.set_title(metric)
-        ax.legend(fontsize=8, frameon=False)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=9, frameon=False)
     fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def _epoch_lines(ax: plt.Axes, log: pd.DataFrame, metric: str, prefix: str, **style) -> None:
+    """Draw the train and validation series of `metric` against 1-based epochs."""
+    epochs = log["epoch"] + 1
+    for column, label, marker in ((metric, "train", "o"), (f"val_{metric}", "validation", "s")):
+        if column in log:
+            ax.plot(epochs, log[column], marker=marker, label=prefix + label, **style)
+
+
+def prediction_histogram(
+    predicted: Sequence[int] | np.ndarray, class_names: Sequence[str], title: str
+) -> plt.Figure:
+    """Return a bar chart of how many photos were predicted as each class.
+
+    A dashed line marks the count every class would get if the answers were spread evenly.
+    """
+    counts = np.bincount(np.asarray(predicted, dtype=int), minlength=len(class_names))
+    fig, ax = plt.subplots(figsize=(9, 3.5))
+    ax.bar(range(len(class_names)), counts, color="tab:blue")
+    ax.axhline(len(predicted) / len(class_names), color="grey", linestyle="--", linewidth=1,
+               label="even spread")  # fmt: skip
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", fontsize=9)
+    ax.set_ylabel("photos predicted")
+    ax.set_title(title)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.legend(fontsize=9, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def heatmap_grid(
+    images: Sequence[np.ndarray],
+    heatmaps: Sequence[np.ndarray],
+    titles: Sequence[str],
+    ncols: int = 4,
+    size: float = 2.6,
+    label: str = "Grad-CAM (1 = the strongest evidence)",
+) -> plt.Figure:
+    """Return photos with their heatmaps in [0, 1] laid over them, and one colour bar for all.
+
+    Each heatmap is stretched over its whole photo, whatever its own resolution.
+    """
+    nrows = max(1, math.ceil(len(images) / ncols))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(ncols * size + 1.2, nrows * size * 1.2), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    for ax in axes.flat:
+        ax.axis("off")
+    shown = None
+    for ax, image, heat, title in zip(axes.flat, images, heatmaps, titles, strict=False):
+        height, width = np.asarray(image).shape[:2]
+        ax.imshow(np.clip(np.asarray(image), 0, 255).astype("uint8"))
+        shown = ax.imshow(heat, cmap="jet", vmin=0, vmax=1, alpha=0.45, interpolation="bilinear",
+                          extent=(0, width, height, 0))  # fmt: skip
+        ax.set_title(title, fontsize=10)
+    if shown is not None:
+        fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8, label=label)
     return fig
