@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from helpers.paths import project_path
+from helpers.paths import is_url, project_path
 
 SPLITS = ("train", "val", "holdout")
 AUTOTUNE = tf.data.AUTOTUNE
@@ -21,10 +21,6 @@ AUTOTUNE = tf.data.AUTOTUNE
 def _join(base: str, *parts: str) -> str:
     """Join path parts with '/', which works for local paths and gs:// style URLs alike."""
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
-def _is_url(path: str) -> bool:
-    return "://" in path
 
 
 def read_split(split_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[dict]]:
@@ -55,7 +51,7 @@ def read_split(split_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[dict]]:
 def resolve_raw_dir(raw_dir: str) -> str:
     """Return split.json's raw_dir as a usable path: URLs and absolute paths as they are,
     relative paths against the project root (as every path in the project's files is)."""
-    return raw_dir if _is_url(raw_dir) else project_path(raw_dir).as_posix()
+    return raw_dir if is_url(raw_dir) else project_path(raw_dir).as_posix()
 
 
 def split_labels(table: pd.DataFrame, split: str) -> np.ndarray:

@@ -21,20 +21,52 @@ import seaborn as sns
 from PIL import Image, ImageEnhance, ImageFilter
 from scipy.cluster.hierarchy import leaves_list, linkage, optimal_leaf_ordering
 from scipy.spatial.distance import squareform
+from scipy.stats import binomtest
 from sklearn.metrics import precision_recall_fscore_support
 
 from helpers.hashing import file_sha256
 from helpers.images import decode_image, to_rgb
 from helpers.model_dir import METADATA_FILE, MODEL_FILE
-from helpers.paths import project_path
+from helpers.paths import is_url
 from helpers.plots import image_grid
 from helpers.predict import ImageSource, images_to_array
 
-# Holdout top-1 of doggo.name's three models (188 breeds), the figures this project re-creates.
-ORIGINAL_TOP1 = {"simple CNN": 0.024, "Xception from scratch": 0.641, "Xception ImageNet": 0.827}
+# Holdout top-1 of doggo.name's three models (188 breeds), the figures this project re-creates,
+# keyed by the role each model plays in the course (see model_role).
+ORIGINAL_TOP1 = {"simple_cnn": 0.024, "xception_scratch": 0.641, "transfer": 0.827}
+ROLE_LABELS = {
+    "simple_cnn": "simple CNN",
+    "xception_scratch": "Xception from scratch",
+    "transfer": "ImageNet transfer",
+    "imagenet": "ImageNet classifier",
+}
 PREDICT_CHUNK = 256  # images decoded at once: bounds memory on 8k-photo splits
 
 Corruption = Callable[[Image.Image], Image.Image]
+
+
+# ---- models ------------------------------------------------------------------------------------
+
+
+def model_role(metadata: Mapping[str, Any]) -> str:
+    """Return the role a saved model plays: simple_cnn, xception_scratch, transfer or imagenet."""
+    name = str(metadata["name"])
+    if name in ("simple_cnn", "xception_scratch"):
+        return name
+    if name.endswith("_transfer"):
+        return "transfer"
+    if name.startswith("imagenet-"):
+        return "imagenet"  # helpers.default_model: ImageNet's own classifier, not trained here
+    return name
+
+
+def model_label(metadata: Mapping[str, Any]) -> str:
+    """Return a readable model name: its role, with the backbone for ImageNet-based models."""
+    role = model_role(metadata)
+    label = ROLE_LABELS.get(role, str(metadata["name"]))
+    if role in ("transfer", "imagenet") and metadata.get("backbone"):
+        return f"{label} ({metadata['backbone']})"
+    return label
 
 
 # ---- classes and predictions -------------------------------------------------------------------
@@ -117,7 +149,11 @@ def predict_split(
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as stored:
             if str(stored["key"]) == key:
-                return stored["y_true"], stored["probs"], [Path(p) for p in stored["paths"]]
+                return (
+                    stored["y_true"],
+                    stored["probs"],
+                    [_as_path(str(p)) for p in stored["paths"]],
+                )
     y_true, probs, paths = _predict_uncached(predictor, model_dir, split_dir, split)
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(f".tmp{os.getpid()}")
@@ -130,24 +166,25 @@ def predict_split(
 def _predict_uncached(
     predictor: Any, model_dir: Path, split_dir: Path, split: str
 ) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-    from helpers.predict import Predictor  # loads TensorFlow, so only when predicting
+    # Both load TensorFlow, so only when predicting; read_split is the one split reader.
+    from helpers.data import read_split
+    from helpers.predict import Predictor
 
-    info = json.loads((split_dir / "split.json").read_text(encoding="utf-8"))
-    table = pd.read_csv(split_dir / "split.csv", dtype=str, keep_default_na=False)
+    table, classes = read_split(split_dir)
     rows = table[table["split"] == split]
     if rows.empty:
         raise ValueError(f"{split_dir / 'split.csv'} has no rows in split {split!r}")
     if not hasattr(predictor, "probabilities"):
         predictor = Predictor(model_dir)
-    label = {c["name"]: i for i, c in enumerate(info["classes"])}
-    unknown = sorted(set(rows["breed"]) - set(label))
-    if unknown:
-        raise ValueError(f"split.csv breeds missing from split.json classes: {unknown}")
-    y_true = np.array([label[b] for b in rows["breed"]], dtype=np.int64)
-    raw_dir = project_path(info["raw_dir"])
-    paths = [raw_dir / p for p in rows["path"]]
-    columns = class_mapping(predictor.classes, info["classes"])
+    y_true = rows["label"].to_numpy(np.int64)
+    paths = [_as_path(f) for f in rows["file"]]
+    columns = class_mapping(predictor.classes, classes)
     return y_true, _predict_paths(predictor, paths, columns), paths
+
+
+def _as_path(file: str) -> Any:
+    """A local photo as a Path; a bucket URL stays a string (Path would fold its '//')."""
+    return file if is_url(file) else Path(file)
 
 
 # ---- metrics -----------------------------------------------------------------------------------
@@ -210,12 +247,20 @@ def _mean_hits(_y_true: np.ndarray, hits: np.ndarray) -> float:
 
 
 def summary_row(
-    name: str, y_true: np.ndarray, probs: np.ndarray, n_boot: int = 1000, seed: int = 0
+    name: str,
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    n_boot: int = 1000,
+    seed: int = 0,
+    role: str | None = None,
 ) -> dict[str, Any]:
-    """Return top-1, top-5 and macro F1 with their 95% bootstrap intervals, for one model."""
+    """Return top-1, top-5 and macro F1 with their 95% bootstrap intervals, for one model.
+
+    `role` (see model_role) is what comparison_table matches the original's figures by.
+    """
     y_true, probs = np.asarray(y_true), np.asarray(probs)
     y_pred = probs.argmax(axis=1)
-    row: dict[str, Any] = {"model": name, "n": len(y_true)}
+    row: dict[str, Any] = {"model": name, "role": role, "n": len(y_true)}
     # Per-example hits make each top-k resample a mean instead of a sort.
     for k in (1, 5):
         hits = topk_hits(y_true, probs, k)
@@ -446,22 +491,57 @@ def robustness_table(
 def comparison_table(
     rows: Sequence[dict[str, Any]], original: Mapping[str, float] = ORIGINAL_TOP1
 ) -> pd.DataFrame:
-    """Return summary rows side by side, indexed by model, with the original's top-1 (or NaN)."""
+    """Return summary rows side by side, indexed by model, with the original's top-1 for the row's
+    `role` (NaN where the original had no such model)."""
     table = pd.DataFrame(list(rows)).set_index("model")
-    lookup = {k.casefold(): v for k, v in original.items()}
-    table["original_top1"] = [lookup.get(str(m).casefold(), np.nan) for m in table.index]
+    roles = table["role"] if "role" in table else pd.Series(None, index=table.index)
+    table["original_top1"] = [original.get(str(r), np.nan) for r in roles]
     return table
 
 
-def comparison_bar_chart(table: pd.DataFrame) -> plt.Figure:
-    """Return a bar chart of each model's top-1 (95% interval) next to the original's."""
+def comparison_bar_chart(table: pd.DataFrame, n_classes: int | None = None) -> plt.Figure:
+    """Return a bar chart of each model's top-1 (95% interval) next to the original's.
+
+    Models the original did not have get no original bar (not a zero one); with `n_classes` a
+    dashed line marks chance.
+    """
     x = np.arange(len(table))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(table) + 2), 4))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.8 * len(table) + 2), 4.2))
     errors = [table["top1"] - table["top1_low"], table["top1_high"] - table["top1"]]
     ax.bar(x - 0.2, table["top1"], 0.4, yerr=errors, capsize=4, label="this run (95% CI)")
-    ax.bar(x + 0.2, table["original_top1"].fillna(0), 0.4, label="doggo.name original")
+    known = table["original_top1"].notna().to_numpy()
+    ax.bar(x[known] + 0.2, table["original_top1"][known], 0.4,
+           label="doggo.name original (188 breeds)")  # fmt: skip
+    for i in np.flatnonzero(~known):
+        ax.text(x[i] + 0.2, 0.02, "no original", rotation=90, ha="center", va="bottom", fontsize=9)
+    if n_classes:
+        ax.axhline(1 / n_classes, color="grey", linestyle="--", linewidth=1,
+                   label=f"chance (1/{n_classes})")  # fmt: skip
     ax.set_xticks(x, [str(m) for m in table.index], rotation=15, ha="right")
-    ax.set(ylim=(0, 1), ylabel="holdout top-1 accuracy")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.set(ylim=(0, 1.15), ylabel="holdout top-1 accuracy")
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.legend(loc="upper center", ncol=3, fontsize=9, frameon=False)  # above the bars
     fig.tight_layout()
     return fig
+
+
+def mcnemar(hits_a: np.ndarray, hits_b: np.ndarray) -> tuple[int, int, float]:
+    """Return (a_only, b_only, p): photos only model a gets right, only b does, and McNemar's
+    exact two-sided p-value (with no real difference each disagreement is a coin toss)."""
+    hits_a, hits_b = np.asarray(hits_a, bool), np.asarray(hits_b, bool)
+    a_only, b_only = int(np.sum(hits_a & ~hits_b)), int(np.sum(~hits_a & hits_b))
+    p_value = binomtest(a_only, a_only + b_only).pvalue if a_only + b_only else 1.0
+    return a_only, b_only, float(p_value)
+
+
+def paired_comparison(
+    hits_a: np.ndarray, hits_b: np.ndarray, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Compare two models' per-photo hits on the same photos: the accuracy difference a - b with
+    its paired bootstrap 95% interval, and McNemar's test on the photos where they disagree."""
+    hits_a, hits_b = np.asarray(hits_a, np.float64), np.asarray(hits_b, np.float64)
+    a_only, b_only, p_value = mcnemar(hits_a, hits_b)
+    diff = hits_a - hits_b  # resampling photos, not models, keeps each pair together
+    low, high = bootstrap_ci(_mean_hits, diff, diff, n_boot, seed)
+    return {"difference": float(diff.mean()), "low": low, "high": high,
+            "a_only": a_only, "b_only": b_only, "p_value": p_value}  # fmt: skip

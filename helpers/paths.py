@@ -12,6 +12,11 @@ PROJECT_ROOT = Path(os.environ.get("DOGGO_HOME", Path(__file__).resolve().parent
 MODELS_DIR = PROJECT_ROOT / "models"
 
 
+def is_url(path: str | os.PathLike) -> bool:
+    """Return whether `path` names a tf.io.gfile URL (gs://, ram://, ...) rather than a file."""
+    return "://" in str(path)
+
+
 def project_path(path: str | os.PathLike) -> Path:
     """Return `path` resolved against the project root unless it is already absolute."""
     path = Path(path).expanduser()

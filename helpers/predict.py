@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from helpers.images import ImageError, decode_image, to_rgb
-from helpers.paths import MODELS_DIR
+from helpers.paths import MODELS_DIR, is_url
 
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
@@ -57,8 +57,14 @@ class Prediction:
 def _read_source(source: ImageSource) -> Image.Image:
     if isinstance(source, Image.Image):
         return to_rgb(source)
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    return decode_image(data)
+    if isinstance(source, bytes):
+        return decode_image(source)
+    if is_url(source):  # a bucket URL (gs://...): read it as the training reader does
+        import tensorflow as tf
+
+        with tf.io.gfile.GFile(str(source), "rb") as handle:
+            return decode_image(handle.read())
+    return decode_image(Path(source).read_bytes())
 
 
 def image_to_array(source: ImageSource, image_size: int) -> np.ndarray:

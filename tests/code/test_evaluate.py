@@ -204,17 +204,55 @@ def test_gallery_orders_are_deterministic_with_ties_by_index():
 # ---- comparison --------------------------------------------------------------------------------
 
 
-def test_comparison_table_joins_the_original_figures():
+def test_comparison_table_joins_the_original_figures_by_role_and_leaves_others_empty():
     rows = []
-    for name, seed in [("Xception ImageNet", 1), ("EfficientNet", 2)]:
+    for name, role, seed in [("mine", "transfer", 1), ("EfficientNet", "imagenet", 2)]:
         y, probs = _random_predictions(100, 6, seed=seed)
-        rows.append(ev.summary_row(name, y, probs, n_boot=50))
+        rows.append(ev.summary_row(name, y, probs, n_boot=50, role=role))
     table = ev.comparison_table(rows)
-    assert list(table.index) == ["Xception ImageNet", "EfficientNet"]
-    assert table.loc["Xception ImageNet", "original_top1"] == ev.ORIGINAL_TOP1["Xception ImageNet"]
+    assert list(table.index) == ["mine", "EfficientNet"]
+    assert table.loc["mine", "original_top1"] == 0.827  # the original's Xception ImageNet
     assert pd.isna(table.loc["EfficientNet", "original_top1"])
     assert table.loc["EfficientNet", "top1"] == rows[1]["top1"]
-    assert len(ev.comparison_bar_chart(table).axes) == 1
+    ax = ev.comparison_bar_chart(table, n_classes=6).axes[0]
+    # Two bars for this run, one for the original: a missing figure is not drawn as a zero.
+    assert len(ax.patches) == 3
+    assert "no original" in [t.get_text() for t in ax.texts]
+
+
+def test_each_saved_model_gets_its_role_and_a_readable_label():
+    cases = {
+        "simple_cnn": ("simple_cnn", "simple CNN"),
+        "xception_scratch": ("xception_scratch", "Xception from scratch"),
+        "efficientnet_lite0_transfer": ("transfer", "ImageNet transfer (lite0)"),
+        "imagenet-efficientnet-lite2": ("imagenet", "ImageNet classifier (lite0)"),
+    }
+    for name, (role, label) in cases.items():
+        metadata = {"name": name, "backbone": "lite0"}
+        assert (ev.model_role(metadata), ev.model_label(metadata)) == (role, label)
+
+
+def test_mcnemar_counts_the_disagreements_and_tests_them_as_coin_tosses():
+    a = np.array([1, 1, 1, 1, 1, 1, 1, 1, 0, 0], bool)
+    b = np.array([0, 0, 0, 0, 0, 0, 0, 1, 0, 0], bool)
+    a_only, b_only, p_value = ev.mcnemar(a, b)
+    assert (a_only, b_only) == (7, 0)
+    assert p_value == pytest.approx(2 * 0.5**7)  # two-sided exact binomial, 7 of 7
+    assert ev.mcnemar(a, a)[2] == 1.0
+
+
+def test_paired_comparison_interval_is_narrower_than_the_unpaired_one_for_similar_models():
+    rng = np.random.default_rng(0)
+    hits_b = rng.random(400) < 0.6
+    hits_a = hits_b.copy()
+    hits_a[np.flatnonzero(~hits_b)[:20]] = True  # a fixes 20 photos and breaks none
+    result = ev.paired_comparison(hits_a, hits_b, n_boot=400, seed=1)
+    assert result["difference"] == pytest.approx(20 / 400)
+    assert (result["a_only"], result["b_only"]) == (20, 0)
+    assert 0 < result["low"] <= result["difference"] <= result["high"]
+    unpaired_width = 2 * 1.96 * np.sqrt(2 * 0.6 * 0.4 / 400)  # two independent proportions
+    assert result["high"] - result["low"] < unpaired_width / 2
+    assert result["p_value"] < 1e-5
 
 
 # ---- robustness and the real-model path --------------------------------------------------------
@@ -319,6 +357,37 @@ def test_predict_split_maps_classes_and_caches(tmp_path, counting_predictor):
     assert predictor.calls - start == 9 + 6 and list(y2) == [0, 0, 0, 1, 1, 1]
     np.testing.assert_allclose(probs2, probs[:6], atol=1e-6)
     assert [p.name for p in cache_dir.iterdir()] == [cache_file.name]  # replaced, not piled up
+
+
+def test_predict_split_reads_photos_from_a_bucket_url_as_the_training_reader_does(
+    tmp_path, counting_predictor
+):
+    """split.json's raw_dir may be a URL (gs://...); ram:// is TensorFlow's in-memory bucket."""
+    import json
+
+    import tensorflow as tf
+
+    from helpers.data import read_split
+
+    split_dir = make_tinyset(tmp_path, {"train": 0, "val": 0, "holdout": 2})
+    local = tmp_path / "raw"
+    bucket = f"ram://doggo-{tmp_path.name}/raw"
+    for photo in sorted(local.rglob("*.jpg")):
+        target = f"{bucket}/{photo.relative_to(local).as_posix()}"
+        tf.io.gfile.makedirs(target.rsplit("/", 1)[0])
+        tf.io.gfile.copy(str(photo), target)
+    info = json.loads((split_dir / "split.json").read_text())
+    (split_dir / "split.json").write_text(json.dumps({**info, "raw_dir": bucket}))
+    local.rename(tmp_path / "gone")  # only the bucket has the photos now
+
+    y, probs, paths = ev.predict_split(counting_predictor, split_dir, cache_dir=tmp_path / "c")
+    table, _ = read_split(split_dir)
+    holdout = table[table["split"] == "holdout"]
+    assert [str(p) for p in paths] == list(holdout["file"])
+    assert all(str(p).startswith("ram://") for p in paths)
+    assert list(y) == list(holdout["label"]) and probs.shape == (6, 3)
+    again = ev.predict_split(counting_predictor, split_dir, cache_dir=tmp_path / "c")
+    assert [str(p) for p in again[2]] == [str(p) for p in paths]  # the cache keeps the URLs
 
 
 def test_robustness_table_on_real_model(tmp_path, counting_predictor):
