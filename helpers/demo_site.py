@@ -1,7 +1,7 @@
 """The demo's photo website: shared photos of some breeds plus planted bad items, on 127.0.0.1.
 
 01_scrape's demo downloads through the real path (HTTP, checks, de-duplication) from this
-server, via a URL manifest (`breed,url,sha256`). The planted items are made at run time from
+server, via a URL manifest (`breed,wnid,url,sha256`). The planted items are made at run time from
 the shared photos, the same every run, and each says what 01 should do with it.
 """
 
@@ -25,7 +25,7 @@ from PIL import Image, ImageOps
 from helpers.breeds import parse_breed_folder
 from helpers.sources import ManifestSource
 
-URL_COLUMNS = ("breed", "url", "sha256", "planted", "expect", "original")
+URL_COLUMNS = ("breed", "wnid", "url", "sha256", "planted", "expect", "original")
 WIDE_SIZE = (1200, 700)  # the planted non-square photo, before max_side bounds it
 
 
@@ -270,25 +270,30 @@ _MAKERS = (
 
 def url_rows(photos: dict[str, list[Path]], planted: list[Planted]) -> list[dict[str, str]]:
     """Return the URL manifest's rows: per breed, the photos planted items copy, the planted
-    items, then the other photos (so the items come before the collector has enough photos)."""
+    items, then the other photos (so the items come before the collector has enough photos).
+
+    Every row carries the WordNet id of the breed it is listed under, from the photos' folder.
+    """
     replaced = {p.replaces for p in planted if p.replaces}
     originals = {p.original for p in planted if p.original} - replaced
+    wnids = {b: parse_breed_folder(paths[0].parent.name)[1] or "" for b, paths in photos.items()}
     rows = []
     for breed in sorted(photos):
         urls = [photo_url(p) for p in photos[breed] if photo_url(p) not in replaced]
         first = [u for u in urls if u in originals]
-        rows += [_row(breed, u) for u in first]
-        rows += [_planted_row(p) for p in planted if p.breed == breed]
-        rows += [_row(breed, u) for u in urls if u not in originals]
+        rows += [_row(breed, wnids[breed], u) for u in first]
+        rows += [_planted_row(p, wnids[p.breed]) for p in planted if p.breed == breed]
+        rows += [_row(breed, wnids[breed], u) for u in urls if u not in originals]
     return rows
 
 
-def _row(breed: str, url: str) -> dict[str, str]:
-    return {"breed": breed, "url": url, "sha256": "", "planted": "", "expect": "", "original": ""}
+def _row(breed: str, wnid: str, url: str) -> dict[str, str]:
+    return {"breed": breed, "wnid": wnid, "url": url, "sha256": "", "planted": "", "expect": "",
+            "original": ""}  # fmt: skip
 
 
-def _planted_row(p: Planted) -> dict[str, str]:
-    return {**_row(p.breed, p.url), "sha256": p.published_sha256, "planted": p.what,
+def _planted_row(p: Planted, wnid: str) -> dict[str, str]:
+    return {**_row(p.breed, wnid, p.url), "sha256": p.published_sha256, "planted": p.what,
             "expect": p.expect, "original": p.original}  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import struct
 import threading
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -111,5 +112,11 @@ def test_demo_breeds_get_every_planted_outcome_through_the_real_download_path(
     assert report.total("failed") == 0 and all(c["kept"] == 12 for c in report.counts.values())
     # The manifest records URLs as published, so a re-run on another port still matches them.
     assert not frame["url"].str.contains("127.0.0.1").any()
+    # Every photo keeps the WordNet id of the breed it is listed under (05 and 06 match ImageNet
+    # classes by it): Stanford Dogs' folders are named <wnid>-<breed>.
+    folders = {p.name.split("-", 1)[0]: p.name for p in Path(stanford_dogs).iterdir()}
+    wnids = frame.groupby("breed")["wnid"].unique()
+    assert all(len(w) == 1 and w[0] in folders for w in wnids), wnids
+    assert folders[wnids["Pug"][0]].lower().endswith("pug")
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(base_url, timeout=2)  # the server is gone
