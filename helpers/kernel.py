@@ -4,7 +4,8 @@ TensorFlow's CPU kernels pick their code path at run time: oneDNN's custom ops a
 only on CPUs with AVX-512 VNNI/BF16 or AMX, oneDNN's matrix multiply (which Eigen also calls)
 dispatches on the instruction set, and Eigen splits reductions by the number of threads. Each
 choice changes training numbers from the third decimal on, so outputs made on one CPU failed to
-regenerate on another. The kernel fixes all three. Papermill (`helpers.pipeline`), nbval
+regenerate on another. The kernel fixes all three (and numpy's OpenBLAS kernels, chosen the same
+way). Papermill (`helpers.pipeline`), nbval
 (`make test`) and Jupyter Lab all start notebooks in this kernel.
 
     python -m helpers.kernel install   # write the kernelspec into this environment
@@ -33,6 +34,8 @@ REPRODUCIBLE_ENV = {
     "TF_NUM_INTRAOP_THREADS": "2",  # reductions split the same way on any number of cores
     "TF_NUM_INTEROP_THREADS": "2",
     "PYTHONHASHSEED": "0",
+    # numpy's and scipy's OpenBLAS also pick kernels by CPU at run time: the AVX2 ones everywhere.
+    "OPENBLAS_CORETYPE": "Haswell",
     "TF_CPP_MIN_LOG_LEVEL": "1",
 }
 
