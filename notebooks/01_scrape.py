@@ -8,9 +8,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3 (ipykernel)
+#     display_name: doggo (reproducible)
 #     language: python
-#     name: python3
+#     name: doggo
 # ---
 
 # %% [markdown] tags=[]
@@ -81,7 +81,6 @@ from helpers.scrape import (
 from helpers.sources import make_source
 
 use_style()
-plt.rcParams["figure.dpi"] = 110  # sharper than the shared style's 80 dpi
 if breeds == "akc":
     breed_list = list(AKC_BREEDS)
 elif breeds == "all":

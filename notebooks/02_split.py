@@ -8,9 +8,9 @@
 #       format_version: '1.3'
 #       jupytext_version: 1.19.6
 #   kernelspec:
-#     display_name: Python 3 (ipykernel)
+#     display_name: doggo (reproducible)
 #     language: python
-#     name: python3
+#     name: doggo
 # ---
 
 # %% [markdown] tags=[]
@@ -72,7 +72,6 @@ from helpers.split import (
 )
 
 use_style()
-plt.rcParams["figure.dpi"] = 110  # sharper than the shared style's 80 dpi
 raw = raw_dir(data_dir)
 manifest = read_manifest(raw)
 kept = manifest[manifest["status"] == "kept"].sort_values(["breed", "sha256"])

@@ -78,3 +78,18 @@ def test_update_notebooks_refuses_a_set_that_overrides_the_notebooks_own_paramet
     with pytest.raises(ValueError, match="overrides parameters of \\['02_split'\\]"):
         run(str(overriding), None, update=True, run_dir=str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_demo_injects_nothing_and_runs_in_the_doggo_kernel():
+    demo = load_params(PROJECT_ROOT / "params" / "demo.yaml")
+    assert all(notebook_parameters(stem, demo) == {} for stem in demo["notebooks"])
+    assert demo["kernel"] == "doggo"
+
+
+@pytest.mark.parametrize("path", sorted((PROJECT_ROOT / "notebooks").glob("0*.ipynb")))
+def test_a_learner_who_edits_the_parameters_cell_gets_what_they_edited(path):
+    cells = json.loads(path.read_text())["cells"]
+    tags = [cell.get("metadata", {}).get("tags", []) for cell in cells]
+    assert sum("parameters" in t for t in tags) == 1
+    assert not any("injected-parameters" in t for t in tags), "a cell overrides the parameters"
+    assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == "doggo"
