@@ -302,5 +302,28 @@ for row in wide.itertuples():
 #   listed under another breed, and a crop, got through: a per-breed check cannot see them.
 # - `manifest.csv` says where each photo came from and why each rejected candidate was rejected,
 #   so the data set can be audited, re-downloaded from its URLs, or resumed after an interruption.
+
+# %% [markdown] tags=[]
+# ## Questionnaire
+#
+# 1. What does the URL manifest record for each candidate, and why keep the rejected ones too?
+# 2. Why is a photo's sha256 taken of the downloaded bytes, and its pHash of the stored JPEG?
+# 3. Which planted items did a *per-breed* duplicate check miss, and why could it not see them?
+# 4. What is a decompression bomb, and which check stops it before it costs memory?
+# 5. Why does a second run of this notebook download nothing?
+# 6. What is a WordNet id, and which later notebook needs it?
+
+# %% [markdown] tags=[]
+# ## Exercises
+#
+# 1. *Predict before you run:* set `min_side = 300`. How many photos per breed will be rejected
+#    as `too_small`, given that every shared photo is 224x224? Run it and check the reasons chart.
+# 2. Set `near_duplicate_distance = 0` and re-run: which planted copies get through now?
+# 3. Add a breed to `breeds` that the shared photos do not have (say "Dachshund"). What does the
+#    notebook tell you, and where?
+# 4. Interrupt the download cell halfway (the stop button), then run it again: count the new
+#    downloads in the progress bars. Why is the total unchanged?
+# 5. Open `raw/manifest.csv` in a spreadsheet and find the row of the planted web page: which
+#    columns say what happened to it?
 #
 # Next, `02_split` divides these photos into train, validation and holdout sets without leaks.

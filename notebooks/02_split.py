@@ -342,5 +342,29 @@ print(f"Wrote {shown_path(out)}: {len(split.table)} photos, {len(split.classes)}
 # - An independent check, thumbnail correlation, finds 0 cross-split pairs in the final split
 #   (any copy it finds the hash missed is linked first, and listed), and finds the leak we planted.
 # - Breeds too small to learn from are excluded by a parameter and listed, never dropped silently.
+
+# %% [markdown] tags=[]
+# ## Questionnaire
+#
+# 1. What is a leak between training and holdout, and why do near duplicates cause one?
+# 2. Why does a mirror image need its own pHash, given how 03 augments photos?
+# 3. Why is a group of near duplicates assigned to one split as a whole?
+# 4. What does "stratified" promise per breed, and how does the rule in `assign_splits` keep it?
+# 5. Why must the leak check use a different method from the one that built the groups?
+# 6. What keeps a photo in its split when more photos are scraped later, and when can it move?
+
+# %% [markdown] tags=[]
+# ## Exercises
+#
+# 1. *Predict before you run:* raise `near_duplicate_threshold` to 16. Will the number of groups
+#    with more than one photo go up a little or a lot? Look at the nearest-neighbour histogram
+#    first, then run it, and judge the new groups by eye.
+# 2. Set the threshold to 4 and re-run: which planted copies does the split now treat as
+#    separate photos, and does the independent check catch them?
+# 3. Change `salt` and compare the per-breed counts: what changes, and what stays exactly the same?
+# 4. Set `fractions = [0.8, 0.1, 0.1]` and check the stratification cell: is every breed still
+#    within one photo of its fractions?
+# 5. Lower `leak_correlation` to 0.85: how many "leaks" does the check report now, and are they
+#    copies? What does that tell you about choosing the threshold?
 #
 # Next, `03_baseline` trains the original's simple CNN on `split/split.csv`.

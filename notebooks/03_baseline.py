@@ -292,5 +292,30 @@ print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterd
 #   beat.
 # - The trained model is a directory: `model.keras` plus `metadata.json`, read by
 #   `helpers.predict`, `06_evaluate` and the app.
+
+# %% [markdown] tags=[]
+# ## Questionnaire
+#
+# 1. Name the stages of the `tf.data` pipeline, in order, and what each is for.
+# 2. Why is augmentation a set of layers, and why is it switched off at validation?
+# 3. What exactly was wrong with the original's `brightness_range=[0.2, 0.8]`?
+# 4. What is a logit, and what turns logits into probabilities?
+# 5. What do chance accuracy and a loss of ln K mean for a model, and why are they drawn?
+# 6. How do you tell underfitting from memorising in the two training curves?
+# 7. Why does the dense layer hold almost all of the simple CNN's weights?
+
+# %% [markdown] tags=[]
+# ## Exercises
+#
+# 1. *Predict before you run:* replace the augmentation with the original's darkening (multiply
+#    each training photo by a random factor in [0.2, 0.8], as `original_brightness` does) inside
+#    the training pipeline. Will holdout accuracy go up, down, or stay? Train and compare.
+# 2. Set `epochs = 40` and `patience = 40`: does the gap between the training and validation
+#    curves widen? At which epoch would early stopping have stopped?
+# 3. Double `image_size` to 128. Recompute the receptive field and the dense layer's size before
+#    you train: what do you expect to happen to the speed and to the accuracy?
+# 4. Set `cache = False` and time an epoch: how much of an epoch is decoding JPEGs?
+# 5. Add a third convolution + pooling block to `helpers.models.simple_cnn` (in a copy): how do
+#    the receptive field and the parameter count change?
 #
 # Next, `04_xception_scratch` trains a deep network, still from random weights.
