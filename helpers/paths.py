@@ -10,6 +10,8 @@ from pathlib import Path
 PROJECT_ROOT = Path(os.environ.get("DOGGO_HOME", Path(__file__).resolve().parents[1]))
 # Trained models (bench, full) and the embedded default live here; demo runs keep theirs in runs/.
 MODELS_DIR = PROJECT_ROOT / "models"
+# The bench run's small results (logs, metrics), committed so the notebooks can plot them.
+BENCH_RESULTS = PROJECT_ROOT / "results" / "bench"
 
 
 def is_url(path: str | os.PathLike) -> bool:

@@ -13,6 +13,8 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
+from helpers.paths import BENCH_RESULTS
+
 STYLE = Path(__file__).with_name("doggo.mplstyle")
 
 
@@ -91,6 +93,12 @@ def training_curves(
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def bench_log(name: str, folder: Path = BENCH_RESULTS) -> pd.DataFrame | None:
+    """Return the committed bench run's training log `<folder>/<name>_log.csv`, or None."""
+    path = Path(folder) / f"{name}_log.csv"
+    return pd.read_csv(path) if path.is_file() else None
 
 
 def _epoch_lines(ax: plt.Axes, log: pd.DataFrame, metric: str, prefix: str, **style) -> None:

@@ -8,6 +8,7 @@ import pandas as pd
 from PIL import Image
 
 from helpers.plots import (
+    bench_log,
     heatmap_grid,
     image_grid,
     prediction_histogram,
@@ -86,3 +87,17 @@ def test_heatmap_grid_lays_each_heatmap_over_its_whole_photo_with_one_colour_bar
     assert shown[0].images[1].get_extent() == [0, 60, 40, 0]  # stretched over the 60x40 photo
     colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
     assert len(colorbars) == 1 and colorbars[0].get_ylim() == (0.0, 1.0)
+
+
+def test_bench_log_reads_a_committed_log_and_is_none_without_one(tmp_path):
+    _log(3).to_csv(tmp_path / "simple_cnn_log.csv", index=False)
+    assert list(bench_log("simple_cnn", tmp_path)["epoch"]) == [0, 1, 2]
+    assert bench_log("xception_scratch", tmp_path) is None
+
+
+def test_the_committed_bench_logs_are_those_of_models_that_learned():
+    """results/bench/ is what 03-05 plot beside the demo: each log must reach below ln 120."""
+    for name in ("simple_cnn", "xception_scratch", "efficientnet_lite2_transfer_head"):
+        log = bench_log(name)
+        assert log is not None, f"results/bench/{name}_log.csv is missing"
+        assert log["val_loss"].min() < math.log(120) - 0.3, name
