@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from helpers.images import decode_image, sniff_format
-from helpers.predict import Predictor, image_to_array
+from helpers.serving import Predictor, image_to_array
 
 log = logging.getLogger("doggo.app")
 EXPLAIN_SIZE = 384  # longest side of the Grad-CAM overlay sent back: enough for a phone screen
@@ -148,7 +148,7 @@ class ModelService:
 
     def _heatmap_function(self) -> Callable[[np.ndarray, int], np.ndarray]:
         """The traced Grad-CAM (thread-safe, ~40 ms), else the eager one (serialised, ~0.5 s)."""
-        from helpers.explain import compiled_grad_cam, grad_cam
+        from helpers.serving import compiled_grad_cam, grad_cam
 
         with self._grad_cam_lock:
             if self._grad_cam is None:
@@ -162,7 +162,7 @@ class ModelService:
 
     def explain(self, decoded: Decoded, class_index: int) -> dict[str, Any]:
         """Return the Grad-CAM overlay of `class_index` as a JPEG data URL, with its timing."""
-        from helpers.explain import overlay
+        from helpers.serving import overlay
 
         start = time.perf_counter()
         heatmap = self._heatmap_function()(decoded.array, class_index)

@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from helpers.efficientnet_lite import VARIANTS, build_efficientnet_lite
+from helpers.models._efficientnet_lite import VARIANTS, build_efficientnet_lite
 
 DEFAULT_BACKBONE = "xception"
 COMBINE = "+"
@@ -236,7 +236,7 @@ def imagenet_head_for(
     For combined backbones the kernels are stacked in the features' order and everything is
     divided by the number of parts, so the head starts as the mean of their ImageNet logits.
     """
-    from helpers.imagenet import imagenet_index_of_wnid
+    from helpers.models.imagenet import imagenet_index_of_wnid
 
     parts = get_backbone(name).parts
     if len(parts) > 1:

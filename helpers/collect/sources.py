@@ -1,6 +1,6 @@
 """Photo sources: image search, a published URL manifest, a local folder of breed folders.
 
-A source only proposes candidate URLs per breed; `helpers.scrape` downloads and checks them.
+A source only proposes candidate URLs per breed; `helpers.collect.scrape` downloads and checks them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ddgs import DDGS
 from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
 
 from helpers.breeds import parse_breed_folder, search_query
-from helpers.download import Candidate
+from helpers.collect.download import Candidate
 from helpers.paths import project_path
 
 
