@@ -43,7 +43,7 @@ def _with_article(name: str) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
-def _headline(is_dog: bool, top: list[dict[str, Any]]) -> tuple[str, str]:
+def _headline(is_dog: bool | None, top: list[dict[str, Any]]) -> tuple[str, str]:
     """Return (confidence, sentence) for an answer: the wording follows the top probabilities."""
     if not is_dog or not top:
         return "none", "That does not look like a dog"

@@ -201,6 +201,7 @@ def _settle(outcome: Outcome, shas: set, hashes: list, rules: ImageRules, out: P
             hashes.append(mine)
     row = _row(outcome)
     if row["path"] and not (out / row["path"]).is_file():
+        assert outcome.jpeg is not None  # a row has a path only for a kept photo, which has one
         _atomic_write(out / row["path"], outcome.jpeg)
     return row
 

@@ -39,7 +39,7 @@ class ImageSearchSource:
     """Candidates from a web image search (the `ddgs` package) for "<breed> dog"."""
 
     name = "image_search"
-    schemes = ("http", "https")
+    schemes: tuple[str, ...] = ("http", "https")
 
     def __init__(self, *, retries: int = 3, backoff: float = 5.0, timeout: int = 10):
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
@@ -77,7 +77,7 @@ class ManifestSource:
     """
 
     name = "manifest"
-    schemes = ("http", "https")
+    schemes: tuple[str, ...] = ("http", "https")
 
     def __init__(self, csv_path: str | os.PathLike, base_url: str | None = None):
         self.base_url = base_url
@@ -116,7 +116,7 @@ class FolderSource:
     `n02085620-Chihuahua/`), as file: URLs validated exactly like downloads."""
 
     name = "folder"
-    schemes = ("file",)
+    schemes: tuple[str, ...] = ("file",)
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).resolve()

@@ -331,7 +331,7 @@ def plot_confusion(
 ) -> plt.Figure:
     """Return a heatmap of a normalised confusion matrix, readable up to ~190 classes."""
     order = np.arange(len(cm)) if order is None else np.asarray(order)
-    names = [class_names[i] for i in order]
+    names = [class_names[int(i)] for i in order]
     n = len(names)
     side = min(24.0, max(6.0, 0.12 * n + 3))
     fig, ax = plt.subplots(figsize=(side, side * 0.9))
@@ -369,8 +369,8 @@ def most_confused_pairs(
     rows, cols = np.nonzero(counts * (1 - np.eye(n, dtype=counts.dtype)))
     table = pd.DataFrame(
         {
-            "true": [class_names[i] for i in rows],
-            "predicted": [class_names[j] for j in cols],
+            "true": [class_names[int(i)] for i in rows],
+            "predicted": [class_names[int(j)] for j in cols],
             "count": counts[rows, cols],
             "share": counts[rows, cols] / support[rows],
         }

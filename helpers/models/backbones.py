@@ -143,6 +143,7 @@ def _offline_help(name: str) -> str:
 
 def _application(spec: Backbone, include_top: bool, weights, size: int, pooling, activation):
     """Build a keras.applications model, turning a failed download into a plain error."""
+    assert spec.application is not None  # only keras.applications entries come here
     builder: Callable[..., keras.Model] = getattr(keras.applications, spec.application)
     kwargs = {"include_top": include_top, "weights": weights, "pooling": pooling,
               "input_shape": (size, size, 3)}  # fmt: skip
