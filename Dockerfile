@@ -23,7 +23,7 @@ RUN pip install -c requirements/constraints.txt -c requirements/base.txt \
 COPY helpers/ helpers/
 # Build the default model once, into the image; its modes follow the umask (helpers.atomic), so
 # the uid-10001 workers can read it.
-RUN python -c "from helpers.default_model import default_model_dir; print(default_model_dir())"
+RUN python -c "from helpers.serving import default_model_dir; print(default_model_dir())"
 COPY app/ app/
 
 RUN useradd --no-create-home --home-dir /nonexistent --uid 10001 --user-group doggo

@@ -43,6 +43,7 @@ notebooks: setup  ## re-execute the demo and write its outputs into notebooks/ (
 lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff format .

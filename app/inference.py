@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from helpers.images import decode_image, sniff_format
-from helpers.predict import Predictor, image_to_array
+from helpers.serving import Predictor, image_to_array
 
 log = logging.getLogger("doggo.app")
 EXPLAIN_SIZE = 384  # longest side of the Grad-CAM overlay sent back: enough for a phone screen
@@ -43,7 +43,7 @@ def _with_article(name: str) -> str:
     return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
-def _headline(is_dog: bool, top: list[dict[str, Any]]) -> tuple[str, str]:
+def _headline(is_dog: bool | None, top: list[dict[str, Any]]) -> tuple[str, str]:
     """Return (confidence, sentence) for an answer: the wording follows the top probabilities."""
     if not is_dog or not top:
         return "none", "That does not look like a dog"
@@ -148,7 +148,7 @@ class ModelService:
 
     def _heatmap_function(self) -> Callable[[np.ndarray, int], np.ndarray]:
         """The traced Grad-CAM (thread-safe, ~40 ms), else the eager one (serialised, ~0.5 s)."""
-        from helpers.explain import compiled_grad_cam, grad_cam
+        from helpers.serving import compiled_grad_cam, grad_cam
 
         with self._grad_cam_lock:
             if self._grad_cam is None:
@@ -162,7 +162,7 @@ class ModelService:
 
     def explain(self, decoded: Decoded, class_index: int) -> dict[str, Any]:
         """Return the Grad-CAM overlay of `class_index` as a JPEG data URL, with its timing."""
-        from helpers.explain import overlay
+        from helpers.serving import overlay
 
         start = time.perf_counter()
         heatmap = self._heatmap_function()(decoded.array, class_index)

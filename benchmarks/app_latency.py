@@ -66,7 +66,7 @@ def median_ms(port: int, path: str, body: bytes, repeats: int) -> float:
 def decode_ms(body: bytes, shrink: bool, repeats: int) -> float:
     """Median ms of decoding into the model input, shrinking while decoding or (before) not."""
     from helpers.images import decode_image
-    from helpers.predict import image_to_array
+    from helpers.serving.predict import image_to_array
 
     times = []
     for _ in range(repeats + 1):
@@ -118,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args()
-    from helpers.default_model import default_model_dir
+    from helpers.serving.default_model import default_model_dir
 
     model_dir = default_model_dir()
     images = test_images()

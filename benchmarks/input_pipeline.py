@@ -1,6 +1,6 @@
 """Is doggo's tf.data input pipeline fast enough, and how does it compare with the original's?
 
-Prints one table: images/s of `helpers.data.make_dataset` (parallel decode + resize, cache,
+Prints one table: images/s of `helpers.training.data.make_dataset` (parallel decode + resize, cache,
 shuffle, batch, prefetch), first epoch (decode) and second epoch (from the cache), with and
 without the augmentation layers, against Keras 2's `ImageDataGenerator.flow_from_directory`
 (the original's loader, from the `tf-keras` package) on the same files, image size and batch
@@ -24,9 +24,9 @@ import pandas as pd
 import tensorflow as tf
 
 import helpers
-from helpers.data import augmentation, make_dataset
 from helpers.models import simple_cnn
-from helpers.train import compile_classifier
+from helpers.training import compile_classifier
+from helpers.training.data import augmentation, make_dataset
 
 DATASET = (
     Path(helpers.__file__).resolve().parents[1].parent / "shared" / "datasets" / "stanford-dogs-120"

@@ -38,8 +38,8 @@ def create_baseline_app(model_dir: str | None = None):
     import keras
     from flask import Flask, jsonify, request
 
-    from helpers.model_dir import MODEL_FILE, read_metadata
-    from helpers.predict import image_to_array
+    from helpers.serving.model_dir import MODEL_FILE, read_metadata
+    from helpers.serving.predict import image_to_array
 
     model_dir = Path(model_dir or os.environ["DOGGO_MODEL_DIR"])
     metadata = read_metadata(model_dir)
@@ -214,7 +214,7 @@ def measure(name: str, app_spec: str, model_dir: Path, photos: list[bytes], leve
 
 def model_throughput(model_dir: Path, batches=(1, 4, 8), seconds: float = 3.0) -> dict[int, float]:
     """Images per second of the compiled model alone, by batch size (no HTTP, no decoding)."""
-    from helpers.predict import Predictor
+    from helpers.serving.predict import Predictor
 
     predictor = Predictor(model_dir)
     rng = np.random.default_rng(0)
@@ -241,7 +241,7 @@ def main() -> None:
     parser.add_argument("--model", help="saved model directory (default: the embedded model)")
     parser.add_argument("--no-baseline", action="store_true")
     args = parser.parse_args()
-    from helpers.default_model import default_model_dir
+    from helpers.serving.default_model import default_model_dir
 
     model_dir = Path(args.model) if args.model else default_model_dir()
     levels = [int(c) for c in args.clients.split(",")]

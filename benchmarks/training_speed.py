@@ -3,11 +3,11 @@
 Prints one table: training images/s of the simple CNN, Xception from scratch and the transfer
 model (EfficientNet-Lite; random weights, speed does not depend on them): its head on cached
 features, the same head through the frozen backbone every step, fine-tuning the top two blocks,
-and the one-off feature pass (`helpers.train.backbone_features`, and compiled), at the demo settings
-(params/demo.yaml) and the bench settings (params/bench.yaml). Batches are synthetic and held in
-memory, so only the model is measured: warm-up steps, then timed steps. Then the feature-cache
-speedup of stage one: per epoch, and for a whole stage one of --epochs epochs including the
-feature pass. --quick: demo settings only, fewer steps.
+and the one-off feature pass (`helpers.training.backbone_features`, and compiled), at the demo
+settings (params/demo.yaml) and the bench settings (params/bench.yaml). Batches are synthetic and
+held in memory, so only the model is measured: warm-up steps, then timed steps. Then the
+feature-cache speedup of stage one: per epoch, and for a whole stage one of --epochs epochs
+including the feature pass. --quick: demo settings only, fewer steps.
     python benchmarks/training_speed.py [--quick] [--epochs 30] [--settings demo bench]
 """
 
@@ -20,10 +20,10 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from helpers.backbones import build_feature_extractor
-from helpers.efficientnet_lite import VARIANTS, block_specs
 from helpers.models import head_only_model, simple_cnn, transfer_classifier, xception_scratch
-from helpers.train import backbone_features, compile_classifier, set_backbone_trainable
+from helpers.models._efficientnet_lite import VARIANTS, block_specs
+from helpers.models.backbones import build_feature_extractor
+from helpers.training import backbone_features, compile_classifier, set_backbone_trainable
 
 # (classes, CNN px and batch, Xception px and batch, Lite backbone, px and batch) from params/.
 SETTINGS = {

@@ -18,17 +18,17 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from helpers.backbones import build_feature_extractor, get_backbone, imagenet_head_for
-from helpers.data import make_dataset, read_split
 from helpers.models import head_only_model, set_head_columns
+from helpers.models.backbones import build_feature_extractor, get_backbone, imagenet_head_for
 from helpers.paths import project_path, split_dir
-from helpers.train import (
+from helpers.training import (
     backbone_features,
     compile_classifier,
     features_dataset,
     fit,
     seed_everything,
 )
+from helpers.training.data import make_dataset, read_split
 
 SPLITS = ("train", "val", "holdout")
 FEATURE_SECONDS: dict[str, float] = {}  # "<backbone>@<size>" -> seconds computing features

@@ -24,8 +24,8 @@ CHUNK = 256  # photos decoded at a time, to bound memory
 
 def zero_shot(limit: int | None) -> dict[str, float]:
     """Return top-1, top-5 and is-a-dog rate of the default model on the shared photos."""
-    from helpers.default_model import default_model_dir
-    from helpers.predict import Predictor, images_to_array
+    from helpers.serving.default_model import default_model_dir
+    from helpers.serving.predict import Predictor, images_to_array
 
     predictor = Predictor(default_model_dir())
     wnids = [c["wnid"] for c in predictor.classes]
@@ -50,7 +50,7 @@ def speed(name: str, weights: str | None, batch: int, repeats: int) -> float:
     """Return images per second of a backbone's ImageNet classifier at one batch size."""
     import tensorflow as tf
 
-    from helpers.backbones import build_imagenet_classifier, get_backbone
+    from helpers.models.backbones import build_imagenet_classifier, get_backbone
 
     model = build_imagenet_classifier(name, weights=weights)
     size = get_backbone(name).image_size
@@ -76,7 +76,7 @@ def main() -> None:
     print("| backbone | weights | px | img/s batch 1 | img/s batch 32 |\n|---|---|---|---|---|")
     models = [(f"efficientnet_lite{i}", "imagenet") for i in range(3)] + [("xception", None)]
     for name, weights in models:
-        from helpers.backbones import get_backbone
+        from helpers.models.backbones import get_backbone
 
         one = speed(name, weights, 1, 20 if args.limit else 50)
         many = speed(name, weights, 32, 2 if args.limit else 5)

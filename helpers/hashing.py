@@ -1,5 +1,5 @@
-"""Content hashes: a file's sha256 read in chunks (TensorFlow-free; helpers.train adds tf.io.gfile
-paths), and mirror-aware perceptual hashes of photos."""
+"""Content hashes: a file's sha256 read in chunks (TensorFlow-free; helpers.training adds
+tf.io.gfile paths), and mirror-aware perceptual hashes of photos."""
 
 from __future__ import annotations
 

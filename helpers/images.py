@@ -70,7 +70,7 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def _unsupported_message(fmt: str) -> str:
+def _unsupported_message(fmt: str | None) -> str:
     if fmt == "HEIF":
         return (
             "HEIC/HEIF photos cannot be read here (pillow-heif is not installed); send it as "

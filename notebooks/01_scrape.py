@@ -67,18 +67,20 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from helpers.breeds import AKC_BREEDS
-from helpers.demo_site import demo_site
-from helpers.download import FetchPolicy, ImageRules, evaluate
-from helpers.images import ImageError, decode_image
-from helpers.paths import project_path, raw_dir, shown_path
-from helpers.plots import image_grid, use_style
-from helpers.scrape import (
+from helpers.collect import (
+    FetchPolicy,
+    ImageRules,
     collect_images,
     counts_by_breed_and_reason,
+    demo_site,
+    evaluate,
+    make_source,
     read_manifest,
     sample_paths,
 )
-from helpers.sources import make_source
+from helpers.images import ImageError, decode_image
+from helpers.paths import project_path, raw_dir, shown_path
+from helpers.plots import image_grid, use_style
 
 use_style()
 if breeds == "akc":

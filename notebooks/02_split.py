@@ -49,25 +49,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from helpers.collect import read_manifest
 from helpers.hashing import file_sha256
-from helpers.leaks import (
-    correlated_cross_split_pairs,
-    nearest_in_other_splits,
-    thumbnail_vectors,
-)
 from helpers.paths import project_path, raw_dir, shown_path, split_dir
 from helpers.plots import image_grid, stacked_counts, use_style
-from helpers.scrape import read_manifest
 from helpers.split import (
     SPLITS,
     assign_splits,
+    correlated_cross_split_pairs,
     make_split,
     moved_photos,
     near_duplicate_groups,
     near_duplicate_pairs,
     nearest_distances,
+    nearest_in_other_splits,
     read_split,
     split_counts,
+    thumbnail_vectors,
     write_split,
 )
 

@@ -56,17 +56,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from helpers.data import augmentation, class_weights, make_datasets, split_labels
-from helpers.model_dir import save_model_dir
 from helpers.models import simple_cnn
 from helpers.paths import project_path, split_dir
 from helpers.plots import array_grid, training_curves, use_style
-from helpers.train import (
+from helpers.serving import save_model_dir
+from helpers.training import (
+    augmentation,
+    class_weights,
     compile_classifier,
     fit,
     holdout_metrics,
+    make_datasets,
     seed_everything,
     setup_hardware,
+    split_labels,
     training_metadata,
 )
 

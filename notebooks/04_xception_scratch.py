@@ -56,21 +56,24 @@ import keras
 import numpy as np
 import pandas as pd
 
-from helpers.data import class_weights, make_dataset, make_datasets, split_labels
-from helpers.model_dir import read_metadata, save_model_dir
 from helpers.models import xception_scratch
 from helpers.paths import project_path, split_dir
 from helpers.plots import prediction_histogram, training_curves, use_style
-from helpers.train import (
+from helpers.serving import read_metadata, save_model_dir
+from helpers.training import (
     PreciseBatchNorm,
     batch_norm_layers,
     batch_norm_statistics,
+    class_weights,
     compile_classifier,
     fit,
     holdout_metrics,
+    make_dataset,
+    make_datasets,
     seed_everything,
     set_batch_norm_statistics,
     setup_hardware,
+    split_labels,
     training_metadata,
 )
 

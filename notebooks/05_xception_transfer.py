@@ -71,28 +71,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers.backbones import build_feature_extractor, get_backbone, imagenet_head_for
-from helpers.data import class_weights, make_dataset, make_datasets, split_labels
-from helpers.evaluate import mcnemar
-from helpers.model_dir import save_model_dir
+from helpers.evaluation import mcnemar
 from helpers.models import (
+    build_feature_extractor,
     copy_head_weights,
+    get_backbone,
     head_only_model,
+    imagenet_head_for,
     set_head_columns,
     transfer_classifier,
 )
 from helpers.paths import project_path, split_dir
 from helpers.plots import training_curves, use_style
-from helpers.train import (
+from helpers.serving import save_model_dir
+from helpers.training import (
     LayerwiseAdam,
     backbone_features,
+    class_weights,
     compile_classifier,
     features_dataset,
     fit,
     holdout_metrics,
+    make_dataset,
+    make_datasets,
     seed_everything,
     set_backbone_trainable,
     setup_hardware,
+    split_labels,
     training_metadata,
 )
 

@@ -52,23 +52,16 @@ import math
 import numpy as np
 import pandas as pd
 
-from helpers.calibration import (
+from helpers.evaluation import (
     apply_temperature,
-    expected_calibration_error,
-    fit_temperature,
-    probs_to_logits,
-    reliability_diagram,
-    save_temperature,
-)
-from helpers.data import read_split
-from helpers.default_model import default_model_dir
-from helpers.evaluate import (
     class_mapping,
     comparison_bar_chart,
     comparison_table,
     confident_mistakes,
     confusion_matrix_normalized,
     corruptions,
+    expected_calibration_error,
+    fit_temperature,
     gallery,
     model_label,
     model_role,
@@ -77,17 +70,19 @@ from helpers.evaluate import (
     per_breed_report,
     plot_confusion,
     predict_split,
+    probs_to_logits,
+    reliability_diagram,
     robustness_table,
+    save_temperature,
     similarity_order,
     summary_row,
     topk_hits,
     uncertain_correct,
 )
-from helpers.explain import grad_cam
-from helpers.model_dir import read_metadata
 from helpers.paths import project_path, shown_path, split_dir
 from helpers.plots import heatmap_grid, use_style
-from helpers.predict import Predictor, image_to_array
+from helpers.serving import Predictor, default_model_dir, grad_cam, image_to_array, read_metadata
+from helpers.training import read_split
 
 use_style()
 splits = split_dir(data_dir)

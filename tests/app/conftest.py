@@ -24,7 +24,7 @@ DOG_BREED_DIR = "n02099601-golden_retriever"  # a breed the ImageNet model knows
 def service():
     """The app's model service on the embedded default model (built once, cached in models/)."""
     from app.inference import ModelService
-    from helpers.default_model import default_model_dir
+    from helpers.serving.default_model import default_model_dir
 
     loaded = ModelService.load(default_model_dir())
     loaded.warm()
@@ -42,7 +42,7 @@ def dog_photo(stanford_dogs: Path) -> Path:
 
 
 def _default_model_dir() -> Path:
-    from helpers.default_model import default_model_dir
+    from helpers.serving.default_model import default_model_dir
 
     return default_model_dir()
 

@@ -22,7 +22,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from app import create_app
-from helpers.predict import Predictor
+from helpers.serving.predict import Predictor
 
 # --- fixtures and small helpers --------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers.atomic import current_umask, publishing_dir, write_atomic
-from helpers.calibration import save_temperature
+from helpers.evaluation.calibration import save_temperature
 
 
 @pytest.fixture(params=[0o022, 0o002, 0o077], ids=["umask022", "umask002", "umask077"])

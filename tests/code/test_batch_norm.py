@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from helpers import train
+from helpers.training import batch_norm
 
 
 def _bn_model(channels: int = 3) -> keras.Model:
@@ -31,9 +31,9 @@ def _batches(
 def test_recomputed_statistics_are_the_mean_of_the_batch_statistics():
     x, ds = _batches()
     model = _bn_model()
-    assert train.recompute_batch_norm_statistics(model, ds, batches=3) == 1
+    assert batch_norm.recompute_batch_norm_statistics(model, ds, batches=3) == 1
     per_batch = x.reshape(3, 5 * 4 * 4, 3)
-    mean, variance = train.batch_norm_statistics(model)[0]
+    mean, variance = batch_norm.batch_norm_statistics(model)[0]
     np.testing.assert_allclose(mean, per_batch.mean(axis=1).mean(axis=0), rtol=1e-5)
     np.testing.assert_allclose(variance, per_batch.var(axis=1).mean(axis=0), rtol=1e-4)
     assert model.get_layer("bn").momentum == 0.99  # put back
@@ -42,12 +42,14 @@ def test_recomputed_statistics_are_the_mean_of_the_batch_statistics():
 def test_only_the_first_batches_count_and_frozen_layers_are_left_alone():
     x, ds = _batches()
     model = _bn_model()
-    train.recompute_batch_norm_statistics(model, ds, batches=1)
+    batch_norm.recompute_batch_norm_statistics(model, ds, batches=1)
     first = x[:5].reshape(-1, 3)
-    np.testing.assert_allclose(train.batch_norm_statistics(model)[0][0], first.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(
+        batch_norm.batch_norm_statistics(model)[0][0], first.mean(0), rtol=1e-5
+    )
     frozen = _bn_model()
     frozen.get_layer("bn").trainable = False
-    assert train.recompute_batch_norm_statistics(frozen, ds, batches=3) == 0
+    assert batch_norm.recompute_batch_norm_statistics(frozen, ds, batches=3) == 0
     np.testing.assert_array_equal(frozen.get_layer("bn").moving_variance.numpy(), np.ones(3))
 
 
@@ -62,12 +64,12 @@ def _fitted(callbacks: list) -> keras.Model:
 
 def test_precise_batch_norm_validates_on_recomputed_statistics_and_leaves_training_as_it_was():
     _, ds = _batches(n_batches=4)
-    precise = train.PreciseBatchNorm(ds, batches=4)
+    precise = batch_norm.PreciseBatchNorm(ds, batches=4)
     with_callback = _fitted([precise])
     without = _fitted([])
     # Keras's moving averages ran exactly as without the callback...
     for (mean_a, var_a), (mean_b, var_b) in zip(
-        precise.keras_statistics[-1], train.batch_norm_statistics(without), strict=True
+        precise.keras_statistics[-1], batch_norm.batch_norm_statistics(without), strict=True
     ):
         np.testing.assert_allclose(mean_a, mean_b, rtol=1e-6)
         np.testing.assert_allclose(var_a, var_b, rtol=1e-6)
@@ -77,11 +79,11 @@ def test_precise_batch_norm_validates_on_recomputed_statistics_and_leaves_traini
     # ...while the model ends with the recomputed statistics, far from Keras's lagging ones.
     expected = _bn_model()
     expected.set_weights(with_callback.get_weights())
-    train.recompute_batch_norm_statistics(expected, ds, batches=4)
+    batch_norm.recompute_batch_norm_statistics(expected, ds, batches=4)
     np.testing.assert_allclose(
-        train.batch_norm_statistics(with_callback)[0][0],
-        train.batch_norm_statistics(expected)[0][0],
+        batch_norm.batch_norm_statistics(with_callback)[0][0],
+        batch_norm.batch_norm_statistics(expected)[0][0],
     )
     assert not np.allclose(
-        precise.keras_statistics[-1][0][1], train.batch_norm_statistics(expected)[0][1]
+        precise.keras_statistics[-1][0][1], batch_norm.batch_norm_statistics(expected)[0][1]
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import softmax
 
-from helpers.calibration import (
+from helpers.evaluation.calibration import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,

@@ -1,4 +1,5 @@
-"""Tests for helpers.data: manifest reading, tf.data pipelines, class weights, augmentation."""
+"""Tests for helpers.training.data: manifest reading, tf.data pipelines, class weights and
+augmentation."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import tensorflow as tf
 from _tinyset import COUNTS, breed_color, make_tinyset
 from PIL import Image
 
-from helpers import data
-from helpers.predict import image_to_array
+from helpers.serving.predict import image_to_array
+from helpers.training import data
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +103,7 @@ def test_dataset_with_augmentation_runs_in_tf_data(split_dir: Path) -> None:
 
 
 def test_training_pipeline_and_predict_path_see_the_same_pixels(tmp_path):
-    """The pixels a model trains on equal the pixels helpers.predict gives it at serving time."""
+    """The pixels a model trains on equal those helpers.serving.predict gives it when serving."""
     rng = np.random.default_rng(0)
     photo = tmp_path / "photo.jpg"
     noise = rng.integers(0, 255, (90, 130, 3), dtype=np.uint8)

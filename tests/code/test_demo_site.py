@@ -1,6 +1,6 @@
-"""helpers.demo_site: the demo's web site on 127.0.0.1, its planted items, and 01's demo claim.
+"""helpers.collect.demo: the demo's web site on 127.0.0.1, its planted items, and 01's demo claim.
 
-Real parts: a real HTTP server, real downloads through helpers.scrape, the shared photos.
+Real parts: a real HTTP server, real downloads through helpers.collect.scrape, the shared photos.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.demo_site import (
+from helpers.collect.demo import (
     PhotoServer,
     breed_photos,
     demo_site,
@@ -24,8 +24,8 @@ from helpers.demo_site import (
     planted_items,
     url_rows,
 )
-from helpers.download import ImageRules
-from helpers.scrape import collect_images, read_manifest
+from helpers.collect.download import ImageRules
+from helpers.collect.scrape import collect_images, read_manifest
 
 DEMO_BREEDS = [
     "Beagle", "Chihuahua", "Eskimo Dog", "German Shepherd", "Golden Retriever",

@@ -1,4 +1,5 @@
-"""Tests for helpers.distributed: the custom loop, its resume, and two workers on 127.0.0.1."""
+"""Tests for helpers.training.distributed: the custom loop, its resume, and two workers on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import pytest
 import tensorflow as tf
 from _tinyset import make_tinyset
 
-from helpers import models, train
-from helpers.distributed import fit_distributed
+from helpers import training as train
+from helpers.models import builders as models
+from helpers.training.distributed import fit_distributed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -178,14 +180,16 @@ def test_patience_carries_over_a_resume(tmp_path: Path, interrupt_at) -> None:
 
 # ------------------------------------------------------------------------------ two workers
 
-# Each worker trains through helpers.train.fit, which must pick the custom loop for MWMS, on
+# Each worker trains through helpers.training.fit, which must pick the custom loop for MWMS, on
 # make_dataset's file-backed pipeline; it reports a checksum of its final weights.
 WORKER = textwrap.dedent(
     """
     import hashlib, json, sys
     import numpy as np
     import tensorflow as tf
-    from helpers import data, models, train
+    from helpers import training as train
+    from helpers.models import builders as models
+    from helpers.training import data
     hw = train.setup_hardware()  # first: MWMS must exist before any other TF op
     split_dir, run_dir = sys.argv[1:3]
     train.seed_everything(0)

@@ -15,7 +15,7 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from helpers import evaluate as ev
+from helpers.evaluation import evaluate as ev
 
 
 @pytest.fixture(autouse=True)
@@ -298,7 +298,7 @@ SPLIT_COLUMNS = [2, 3, 0]  # Beagle, Chihuahua, Pug (split.json order) in MODEL_
 def tiny_model_dir(tmp_path_factory):
     import keras
 
-    from helpers.model_dir import save_model_dir
+    from helpers.serving.model_dir import save_model_dir
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 3))
@@ -311,7 +311,7 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def counting_predictor(tiny_model_dir):
-    from helpers.predict import Predictor
+    from helpers.serving.predict import Predictor
 
     class CountingPredictor(Predictor):
         """The real predictor, counting the images it is asked to predict."""
@@ -326,7 +326,7 @@ def counting_predictor(tiny_model_dir):
 
 
 def test_predict_split_maps_classes_and_caches(tmp_path, counting_predictor):
-    from helpers.predict import images_to_array
+    from helpers.serving.predict import images_to_array
 
     split_dir = make_tinyset(tmp_path, {"train": 1, "val": 1, "holdout": 3})
     cache_dir = tmp_path / "cache"
@@ -367,7 +367,7 @@ def test_predict_split_reads_photos_from_a_bucket_url_as_the_training_reader_doe
 
     import tensorflow as tf
 
-    from helpers.data import read_split
+    from helpers.training.data import read_split
 
     split_dir = make_tinyset(tmp_path, {"train": 0, "val": 0, "holdout": 2})
     local = tmp_path / "raw"

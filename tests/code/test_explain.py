@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.explain import (
+from helpers.serving.explain import (
     colorize,
     compiled_grad_cam,
     find_layer,

@@ -3,8 +3,8 @@
 import keras
 import pytest
 
-from helpers.models import transfer_classifier
-from helpers.train import set_backbone_trainable
+from helpers.models.builders import transfer_classifier
+from helpers.training.transfer import set_backbone_trainable
 
 
 def _nested_backbone() -> keras.Model:

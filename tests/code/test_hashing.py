@@ -1,5 +1,5 @@
-"""Tests for helpers.hashing: file_sha256 (and helpers.train's tf.io.gfile layer over it), and the
-mirror-aware perceptual hashes."""
+"""Tests for helpers.hashing: file_sha256 (and helpers.training's tf.io.gfile layer over it), and
+the mirror-aware perceptual hashes."""
 
 from __future__ import annotations
 
@@ -78,18 +78,18 @@ def test_importing_it_does_not_import_tensorflow():
 
 def test_train_gfile_variant_reads_local_paths_and_filesystem_urls(tmp_path: Path):
     tf = pytest.importorskip("tensorflow")
-    from helpers import train
+    from helpers.training import metadata
 
     path = tmp_path / "data.bin"
     payload = np.random.default_rng(0).bytes(CHUNK_SIZE + 5)
     path.write_bytes(payload)
-    assert train.file_sha256(path) == _expected(path)
+    assert metadata.file_sha256(path) == _expected(path)
     # A URL-style path only tf.io.gfile can open (TF's in-memory file system, like gs://).
     url = "ram://test_hashing/data.bin"
     with tf.io.gfile.GFile(url, "wb") as f:
         f.write(payload)
     try:
-        assert train.file_sha256(url) == hashlib.sha256(payload).hexdigest()
+        assert metadata.file_sha256(url) == hashlib.sha256(payload).hexdigest()
     finally:
         tf.io.gfile.remove(url)
 

@@ -1,4 +1,5 @@
-"""helpers.leaks: the independent leak check finds planted leaks among real photos, only those."""
+"""helpers.split.leaks: the independent leak check finds planted leaks among real photos, only
+those."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageOps
 
-from helpers.leaks import LEAK_CORRELATION, correlated_cross_split_pairs, thumbnail_vectors
 from helpers.split import SPLITS
+from helpers.split.leaks import LEAK_CORRELATION, correlated_cross_split_pairs, thumbnail_vectors
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers.model_dir import (
+from helpers.serving.model_dir import (
     METADATA_FILE,
     MODEL_FILE,
     ModelDirError,

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from helpers import models
+from helpers.models import builders as models
 
 
 def tiny_backbone(size: int = 32, pooled: bool = False) -> keras.Model:

@@ -1,4 +1,4 @@
-"""helpers.scrape and helpers.download against a real HTTP server on 127.0.0.1.
+"""helpers.collect.scrape and helpers.collect.download against a real HTTP server on 127.0.0.1.
 
 Only the image-search call (DDGS) is faked; downloads, decoding and files are real.
 """
@@ -24,10 +24,10 @@ import pytest
 from PIL import Image, ImageOps
 
 import helpers
-from helpers import sources
 from helpers.breeds import parse_breed_folder
-from helpers.download import FetchPolicy
-from helpers.scrape import (
+from helpers.collect import sources
+from helpers.collect.download import FetchPolicy
+from helpers.collect.scrape import (
     COLUMNS,
     ImageRules,
     collect_images,
@@ -35,7 +35,7 @@ from helpers.scrape import (
     read_manifest,
     sample_paths,
 )
-from helpers.sources import FolderSource, ImageSearchSource, ManifestSource
+from helpers.collect.sources import FolderSource, ImageSearchSource, ManifestSource
 
 PROJECT = Path(helpers.__file__).resolve().parents[1]
 FAST = FetchPolicy(timeout=0.5, total_timeout=1.0, max_bytes=1_000_000, retries=1, backoff=0.05)
@@ -267,9 +267,9 @@ def test_per_breed_cap_stops_fetching(image_server, monkeypatch, tmp_path, capsy
 
 KILLED_RUN = """
 import sys
-from helpers.download import FetchPolicy
-from helpers.scrape import ImageRules, collect_images
-from helpers.sources import ManifestSource
+from helpers.collect.download import FetchPolicy
+from helpers.collect.scrape import ImageRules, collect_images
+from helpers.collect.sources import ManifestSource
 source = ManifestSource(sys.argv[1])
 collect_images(source, source.breeds(), sys.argv[2], 3, rules=ImageRules(min_side=100),
                policy=FetchPolicy(timeout=30, total_timeout=60, retries=0), workers=2,

@@ -1,4 +1,4 @@
-"""helpers.sources on their own: search retries and errors, and picking a source by name.
+"""helpers.collect.sources on their own: search retries and errors, and picking a source by name.
 
 Collecting from each source (downloads and checks) is tested in test_scrape.py.
 """
@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from ddgs.exceptions import DDGSException, RatelimitException
 
-from helpers import sources
-from helpers.sources import ImageSearchSource, ManifestSource, SearchError
+from helpers.collect import sources
+from helpers.collect.sources import ImageSearchSource, ManifestSource, SearchError
 
 
 def test_image_search_backs_off_then_explains_failure(monkeypatch):

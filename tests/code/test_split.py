@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.split import (
+from helpers.split.assign import (
     ASSIGNMENT,
     SPLITS,
     hash_point,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers.torch_weights import (
+from helpers.models._torch_weights import (
     LEGACY_MAGIC,
     LEGACY_PROTOCOL,
     UnsafePickleError,

@@ -1,4 +1,4 @@
-"""Tests for helpers.train: layer-wise Adam, fit and resume, transfer recipe, hardware."""
+"""Tests for helpers.training: layer-wise Adam, fit and resume, transfer recipe, hardware."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ import pytest
 import tensorflow as tf
 from _tinyset import make_tinyset
 
-from helpers import data, models, train
+from helpers import training as train
+from helpers.models import builders as models
+from helpers.training import data
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,7 +139,7 @@ def test_backbone_features_are_pooled_and_keep_label_order() -> None:
     expected = keras.ops.convert_to_numpy(backbone(x, training=False)).mean(axis=(1, 2))
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(labels, y)
-    head = train.head_only_model(features.shape[1:], num_classes=3)
+    head = models.head_only_model(features.shape[1:], num_classes=3)
     train.compile_classifier(head, 0.01)
     head.fit(features, labels, epochs=1, verbose=0)
 
@@ -261,7 +263,8 @@ WORKER = textwrap.dedent(
         cpu = tf.config.list_physical_devices("CPU")[0]
         halves = [tf.config.LogicalDeviceConfiguration()] * 2
         tf.config.set_logical_device_configuration(cpu, halves)
-    from helpers import models, train
+    from helpers import training as train
+    from helpers.models import builders as models
     hw = train.setup_hardware()
     multi = isinstance(hw.strategy, tf.distribute.MultiWorkerMirroredStrategy)
     kind = "MultiWorkerMirroredStrategy" if multi else type(hw.strategy).__name__
@@ -314,9 +317,10 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path: Path) -> None:
     assert (tmp_path / "run" / "best.keras").is_file()
 
 
-# MultiWorkerMirroredStrategy: helpers.train.fit hands it to helpers.distributed's custom loop
-# (Keras 3.15's fit fails there, keras-team/keras#20585). Two workers on 127.0.0.1 train through
-# it in test_distributed.py::test_multi_worker_mirrored_strategy_with_two_local_workers.
+# MultiWorkerMirroredStrategy: helpers.training.fit hands it to helpers.training.distributed's
+# custom loop (Keras 3.15's fit fails there, keras-team/keras#20585). Two workers on 127.0.0.1
+# train through it in
+# test_distributed.py::test_multi_worker_mirrored_strategy_with_two_local_workers.
 
 
 # ----------------------------------------------------------------------------------- metadata
@@ -360,8 +364,8 @@ def test_training_metadata_has_the_documented_keys(tmp_path: Path) -> None:
     assert [c["name"] for c in meta["classes"]] == [c["name"] for c in classes]
     json.dumps(meta)  # serializable as metadata.json
 
-    # And helpers.model_dir accepts it next to a model compiled with LayerwiseAdam.
-    from helpers.model_dir import load_model_dir, save_model_dir
+    # And helpers.serving.model_dir accepts it next to a model compiled with LayerwiseAdam.
+    from helpers.serving.model_dir import load_model_dir, save_model_dir
 
     model = _transfer_model()
     x, y = _arrays(size=16)

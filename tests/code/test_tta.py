@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers.model_dir import ModelDirError, save_model_dir, validate_metadata
-from helpers.models import averaged_outputs
-from helpers.predict import Predictor
-from helpers.train import compile_classifier, holdout_metrics
+from helpers.models.builders import averaged_outputs
+from helpers.serving.model_dir import ModelDirError, save_model_dir, validate_metadata
+from helpers.serving.predict import Predictor
+from helpers.training.metadata import holdout_metrics
+from helpers.training.optimizer import compile_classifier
 
 SIZE, CLASSES = 6, 4
 

@@ -12,8 +12,8 @@ import pytest
 
 from helpers.hashing import file_sha256
 from helpers.images import decode_image
-from helpers.leaks import LEAK_CORRELATION, correlated_cross_split_pairs
 from helpers.paths import project_path, raw_dir, split_dir
+from helpers.split.leaks import LEAK_CORRELATION, correlated_cross_split_pairs
 
 DATA_DIR = os.environ.get("DOGGO_DATA_DIR", "data/demo")
 RAW, SPLIT = raw_dir(DATA_DIR), split_dir(DATA_DIR)

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 
 import helpers
-from helpers.backbones import (
+from helpers.models.backbones import (
     OFFLINE_BACKBONES,
     build_feature_extractor,
     build_imagenet_classifier,
     get_backbone,
     preprocessing_layer,
 )
-from helpers.imagenet import NOT_IN_STANFORD_DOGS, dog_classes
-from helpers.predict import images_to_array
+from helpers.models.imagenet import NOT_IN_STANFORD_DOGS, dog_classes
+from helpers.serving.predict import images_to_array
 
 PROJECT = Path(helpers.__file__).resolve().parents[1]
 FIXTURE = PROJECT / "tests" / "fixtures" / "efficientnet_lite_reference.npz"
@@ -106,7 +106,7 @@ def test_missing_weights_file_is_a_clear_error(tmp_path):
 
 _OFFLINE_SCRIPT = """
 import json
-from helpers.backbones import WeightsUnavailableError, build_feature_extractor
+from helpers.models.backbones import WeightsUnavailableError, build_feature_extractor
 result = {}
 try:
     build_feature_extractor("xception")

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers.backbones import (
+from helpers.models.backbones import (
     build_feature_extractor,
     build_imagenet_classifier,
     get_backbone,
     imagenet_head_for,
 )
-from helpers.imagenet import dog_classes
-from helpers.models import transfer_classifier
-from helpers.predict import images_to_array
-from helpers.train import set_backbone_trainable
+from helpers.models.builders import transfer_classifier
+from helpers.models.imagenet import dog_classes
+from helpers.serving.predict import images_to_array
+from helpers.training.transfer import set_backbone_trainable
 
 PAIR = "efficientnet_lite0+efficientnet_lite1"  # 224 and 240 px
 

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from helpers.backbones import build_feature_extractor, imagenet_head_for
-from helpers.models import head_only_model, set_head_columns
-from helpers.predict import images_to_array
+from helpers.models.backbones import build_feature_extractor, imagenet_head_for
+from helpers.models.builders import head_only_model, set_head_columns
+from helpers.serving.predict import images_to_array
 
 CLASSES = [
     {"name": "Chihuahua", "wnid": "n02085620"},

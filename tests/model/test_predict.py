@@ -1,4 +1,4 @@
-"""The embedded default model, the Predictor and the `python -m helpers.predict` CLI."""
+"""The embedded default model, the Predictor and the `python -m helpers.serving.predict` CLI."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.default_model import default_model_dir
-from helpers.imagenet import NOT_IN_STANFORD_DOGS
-from helpers.predict import Predictor, best_model_dir, main
+from helpers.models.imagenet import NOT_IN_STANFORD_DOGS
+from helpers.serving.default_model import default_model_dir
+from helpers.serving.predict import Predictor, best_model_dir, main
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from helpers.torch_weights import load_state_dict
+from helpers.models._torch_weights import load_state_dict
 
 BN_EPSILON = 1e-3  # the TF original's value; PyTorch's default 1e-5 would shift every layer
 BN_MOMENTUM = 0.99

@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from helpers.efficientnet_lite import VARIANTS, build_efficientnet_lite
+from helpers.models._efficientnet_lite import VARIANTS, build_efficientnet_lite
 
 DEFAULT_BACKBONE = "xception"
 COMBINE = "+"
@@ -143,6 +143,7 @@ def _offline_help(name: str) -> str:
 
 def _application(spec: Backbone, include_top: bool, weights, size: int, pooling, activation):
     """Build a keras.applications model, turning a failed download into a plain error."""
+    assert spec.application is not None  # only keras.applications entries come here
     builder: Callable[..., keras.Model] = getattr(keras.applications, spec.application)
     kwargs = {"include_top": include_top, "weights": weights, "pooling": pooling,
               "input_shape": (size, size, 3)}  # fmt: skip
@@ -236,7 +237,7 @@ def imagenet_head_for(
     For combined backbones the kernels are stacked in the features' order and everything is
     divided by the number of parts, so the head starts as the mean of their ImageNet logits.
     """
-    from helpers.imagenet import imagenet_index_of_wnid
+    from helpers.models.imagenet import imagenet_index_of_wnid
 
     parts = get_backbone(name).parts
     if len(parts) > 1:

@@ -1,6 +1,6 @@
 """Photo sources: image search, a published URL manifest, a local folder of breed folders.
 
-A source only proposes candidate URLs per breed; `helpers.scrape` downloads and checks them.
+A source only proposes candidate URLs per breed; `helpers.collect.scrape` downloads and checks them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ddgs import DDGS
 from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
 
 from helpers.breeds import parse_breed_folder, search_query
-from helpers.download import Candidate
+from helpers.collect.download import Candidate
 from helpers.paths import project_path
 
 
@@ -39,7 +39,7 @@ class ImageSearchSource:
     """Candidates from a web image search (the `ddgs` package) for "<breed> dog"."""
 
     name = "image_search"
-    schemes = ("http", "https")
+    schemes: tuple[str, ...] = ("http", "https")
 
     def __init__(self, *, retries: int = 3, backoff: float = 5.0, timeout: int = 10):
         self.retries, self.backoff, self.timeout = retries, backoff, timeout
@@ -77,7 +77,7 @@ class ManifestSource:
     """
 
     name = "manifest"
-    schemes = ("http", "https")
+    schemes: tuple[str, ...] = ("http", "https")
 
     def __init__(self, csv_path: str | os.PathLike, base_url: str | None = None):
         self.base_url = base_url
@@ -116,7 +116,7 @@ class FolderSource:
     `n02085620-Chihuahua/`), as file: URLs validated exactly like downloads."""
 
     name = "folder"
-    schemes = ("file",)
+    schemes: tuple[str, ...] = ("file",)
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root).resolve()

@@ -1,7 +1,7 @@
 """Collect dog photos from a source into `<out_dir>/<breed_slug>/<sha256>.jpg` plus a manifest.
 
-See docs/formats.md for the layout. The sources (`helpers.sources`) only propose candidate URLs;
-every candidate goes through the same download and validation path.
+See docs/formats.md for the layout. The sources (`helpers.collect.sources`) only propose candidate
+URLs; every candidate goes through the same download and validation path.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from helpers.breeds import breed_slug
-from helpers.download import Candidate, FetchPolicy, ImageRules, Outcome, evaluate
+from helpers.collect.download import Candidate, FetchPolicy, ImageRules, Outcome, evaluate
+from helpers.collect.sources import Source
 from helpers.hashing import mirror_aware_distance, mirror_aware_phashes
-from helpers.sources import Source
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -201,6 +201,7 @@ def _settle(outcome: Outcome, shas: set, hashes: list, rules: ImageRules, out: P
             hashes.append(mine)
     row = _row(outcome)
     if row["path"] and not (out / row["path"]).is_file():
+        assert outcome.jpeg is not None  # a row has a path only for a kept photo, which has one
         _atomic_write(out / row["path"], outcome.jpeg)
     return row
 

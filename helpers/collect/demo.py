@@ -23,7 +23,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from helpers.breeds import parse_breed_folder
-from helpers.sources import ManifestSource
+from helpers.collect.sources import ManifestSource
 
 URL_COLUMNS = ("breed", "wnid", "url", "sha256", "planted", "expect", "original")
 WIDE_SIZE = (1200, 700)  # the planted non-square photo, before max_side bounds it

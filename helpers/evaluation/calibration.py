@@ -125,8 +125,9 @@ def reliability_diagram(
 def save_temperature(model_dir: str | os.PathLike, temperature: float) -> Path:
     """Set `temperature` in `<model_dir>/metadata.json` atomically, leaving other keys as they are.
 
-    The raw JSON is edited (not helpers.model_dir.read_metadata, which fills in defaults).
-    helpers.predict.Predictor divides only `output: "logits"` models by it, so this warns otherwise.
+    The raw JSON is edited (not helpers.serving.model_dir.read_metadata, which fills in defaults).
+    helpers.serving.predict.Predictor divides only `output: "logits"` models by it, so this warns
+    otherwise.
     """
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive finite number, not {temperature!r}")

@@ -96,8 +96,9 @@ class _LimitedRedirects(urllib.request.HTTPRedirectHandler):
 
     def __init__(self, limit: int):
         super().__init__()
-        self.max_redirections = limit
-        self.max_repeats = min(self.max_repeats, limit)
+        # typeshed declares both ClassVars; urllib reads them through the instance.
+        self.max_redirections = limit  # type: ignore[misc]
+        self.max_repeats = min(self.max_repeats, limit)  # type: ignore[misc]
 
 
 def fetch(url: str, policy: FetchPolicy, *, schemes: tuple[str, ...] = ("http", "https")) -> bytes:
@@ -157,7 +158,8 @@ def _read_capped(response, policy: FetchPolicy, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.strip().isdigit() and int(declared) > policy.max_bytes:
         raise FetchError("too_large", f"Content-Length {declared} is over {policy.max_bytes}")
-    chunks, total = [], 0
+    chunks: list[bytes] = []
+    total = 0
     while True:
         if time.monotonic() > deadline:
             raise FetchError("too_slow", "download took too long", transient=True)

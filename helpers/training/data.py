@@ -78,7 +78,7 @@ def decode_and_resize(data: tf.Tensor, image_size: int) -> tf.Tensor:
     aspect ratio not kept.
     """
     # JPEGs (everything 01_scrape stores) decode with the accurate IDCT, as Pillow does in
-    # helpers.predict, so training and serving see the same pixels.
+    # helpers.serving.predict, so training and serving see the same pixels.
     image = tf.cond(
         tf.io.is_jpeg(data),
         lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),

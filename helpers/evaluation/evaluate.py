@@ -1,7 +1,7 @@
 """Evaluation for notebook 06_evaluate, on plain arrays so it works for any model.
 
 `y_true` holds int labels (n,), `probs` probabilities (n, k) in the split's class order.
-Calibration lives in helpers.calibration.
+Calibration lives in helpers.evaluation.calibration.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from helpers.hashing import file_sha256
 from helpers.images import decode_image, to_rgb
-from helpers.model_dir import METADATA_FILE, MODEL_FILE
 from helpers.paths import is_url
 from helpers.plots import image_grid
-from helpers.predict import ImageSource, images_to_array
+from helpers.serving.model_dir import METADATA_FILE, MODEL_FILE
+from helpers.serving.predict import ImageSource, images_to_array
 
 # Holdout top-1 of doggo.name's three models (188 breeds), the figures this project re-creates,
 # keyed by the role each model plays in the course (see model_role).
@@ -56,7 +56,8 @@ def model_role(metadata: Mapping[str, Any]) -> str:
     if name.endswith("_transfer"):
         return "transfer"
     if name.startswith("imagenet-"):
-        return "imagenet"  # helpers.default_model: ImageNet's own classifier, not trained here
+        # helpers.serving.default_model: ImageNet's own classifier, not trained here
+        return "imagenet"
     return name
 
 
@@ -136,7 +137,8 @@ def predict_split(
 ) -> tuple[np.ndarray, np.ndarray, list[Path]]:
     """Return (y_true, probs, paths) for one split of a split manifest, cached in an .npz.
 
-    `predictor` is a helpers.predict.Predictor or a model directory (loaded only on a cache miss).
+    `predictor` is a helpers.serving.predict.Predictor or a model directory (loaded only on a cache
+    miss).
     Probabilities (float32) are restricted to the split's classes, in split.json order, and
     renormalised; for `output: "logits"` models they include the metadata's temperature. The cache
     (`<cache_dir or split_dir/predictions>/<model>_<split>.npz`) is re-used while the model files
@@ -167,8 +169,8 @@ def _predict_uncached(
     predictor: Any, model_dir: Path, split_dir: Path, split: str
 ) -> tuple[np.ndarray, np.ndarray, list[Path]]:
     # Both load TensorFlow, so only when predicting; read_split is the one split reader.
-    from helpers.data import read_split
-    from helpers.predict import Predictor
+    from helpers.serving.predict import Predictor
+    from helpers.training.data import read_split
 
     table, classes = read_split(split_dir)
     rows = table[table["split"] == split]
@@ -329,7 +331,7 @@ def plot_confusion(
 ) -> plt.Figure:
     """Return a heatmap of a normalised confusion matrix, readable up to ~190 classes."""
     order = np.arange(len(cm)) if order is None else np.asarray(order)
-    names = [class_names[i] for i in order]
+    names = [class_names[int(i)] for i in order]
     n = len(names)
     side = min(24.0, max(6.0, 0.12 * n + 3))
     fig, ax = plt.subplots(figsize=(side, side * 0.9))
@@ -367,8 +369,8 @@ def most_confused_pairs(
     rows, cols = np.nonzero(counts * (1 - np.eye(n, dtype=counts.dtype)))
     table = pd.DataFrame(
         {
-            "true": [class_names[i] for i in rows],
-            "predicted": [class_names[j] for j in cols],
+            "true": [class_names[int(i)] for i in rows],
+            "predicted": [class_names[int(j)] for j in cols],
             "count": counts[rows, cols],
             "share": counts[rows, cols] / support[rows],
         }

@@ -1,6 +1,6 @@
 """Predict dog breeds with a saved model directory; shared by the CLI, the app and the notebooks.
 
-Usage: `python -m helpers.predict [--model DIR] [--top-k K] [--json] PATH...`
+Usage: `python -m helpers.serving.predict [--model DIR] [--top-k K] [--json] PATH...`
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def _metric_value(metrics: dict[str, Any]) -> float | None:
 def best_model_dir(models_dir: str | Path | None = None) -> Path | None:
     """Return the saved model under `models/` (searched recursively) with the best holdout (else
     val) accuracy, or None."""
-    from helpers.model_dir import METADATA_FILE, MODEL_FILE, ModelDirError, read_metadata
+    from helpers.serving.model_dir import METADATA_FILE, MODEL_FILE, ModelDirError, read_metadata
 
     root = Path(models_dir) if models_dir is not None else MODELS_DIR
     best: tuple[float, str] | None = None
@@ -119,9 +119,9 @@ class Predictor:
     def __init__(self, model_dir: str | Path | None = None):
         import tensorflow as tf
 
-        from helpers.default_model import default_model_dir
-        from helpers.model_dir import load_model_dir
-        from helpers.models import averaged_outputs
+        from helpers.models.builders import averaged_outputs
+        from helpers.serving.default_model import default_model_dir
+        from helpers.serving.model_dir import load_model_dir
 
         if model_dir is None:
             model_dir = best_model_dir() or default_model_dir()
@@ -210,7 +210,7 @@ def collect_paths(inputs: Iterable[str | Path]) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the prediction CLI; return 0 if every file was predicted, 1 if some failed."""
-    parser = argparse.ArgumentParser(prog="python -m helpers.predict", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m helpers.serving.predict", description=__doc__)
     parser.add_argument("paths", nargs="+", help="image files or folders")
     parser.add_argument("--model", help="saved model directory (default: best trained, else "
                         "the embedded ImageNet model)")  # fmt: skip

@@ -96,8 +96,9 @@ def grad_cam(
 ) -> np.ndarray:
     """Return the Grad-CAM heatmap (h, w) in [0, 1] of `class_index` for one model input.
 
-    `image_array` is one (height, width, 3) model input, as `helpers.predict.image_to_array` makes
-    it; the heatmap has the resolution of the feature map (e.g. 9x9 for EfficientNet-Lite2).
+    `image_array` is one (height, width, 3) model input, as
+    `helpers.serving.predict.image_to_array` makes it; the heatmap has the resolution of the
+    feature map (e.g. 9x9 for EfficientNet-Lite2).
     """
     import tensorflow as tf  # the model's backend; imported late to keep imports light
 

@@ -57,7 +57,7 @@ def transfer_classifier(
 
     The backbone must take [0, 255] pixels (its preprocessing inside) and output a feature map
     or a pooled vector; it becomes the nested layer named "backbone" and head layers are named
-    "head_*". Unfreeze it later with `helpers.train.set_backbone_trainable`.
+    "head_*". Unfreeze it later with `helpers.training.set_backbone_trainable`.
     """
     shape = backbone_model.input_shape
     if len(shape) != 4 or shape[1] != shape[2] or shape[1] is None:

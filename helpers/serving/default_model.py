@@ -14,9 +14,9 @@ from typing import Any
 import keras
 import numpy as np
 
-from helpers.backbones import build_imagenet_classifier, get_backbone
-from helpers.efficientnet_lite import weights_file
-from helpers.imagenet import NUM_CLASSES, dog_classes
+from helpers.models import weights_file
+from helpers.models.backbones import build_imagenet_classifier, get_backbone
+from helpers.models.imagenet import NUM_CLASSES, dog_classes
 from helpers.paths import MODELS_DIR
 
 # Lite2: on 1,200 Stanford Dogs photos (the first 10 per breed), top-1 over the 120 breeds was
@@ -95,7 +95,7 @@ def default_metadata(variant: str = DEFAULT_VARIANT) -> dict[str, Any]:
 
 
 def _is_current(path: Path, variant: str) -> bool:
-    from helpers.model_dir import ModelDirError, read_metadata
+    from helpers.serving.model_dir import ModelDirError, read_metadata
 
     try:
         params = read_metadata(path).get("params") or {}
@@ -107,7 +107,7 @@ def _is_current(path: Path, variant: str) -> bool:
 
 def default_model_dir(models_dir: str | Path | None = None, variant: str = DEFAULT_VARIANT) -> Path:
     """Return the default model's directory, building and caching it first if needed."""
-    from helpers.model_dir import save_model_dir
+    from helpers.serving.model_dir import save_model_dir
 
     path = Path(models_dir or MODELS_DIR) / default_dir_name(variant)
     if not _is_current(path, variant):

@@ -1,5 +1,5 @@
 """A custom training loop for any tf.distribute strategy, MultiWorkerMirroredStrategy included,
-under which Keras 3.15's `fit` fails (keras-team/keras#20585). `helpers.train.fit` uses it there.
+under which Keras 3.15's `fit` fails (keras-team/keras#20585). `helpers.training.fit` uses it there.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from helpers.train import LayerwiseAdam, _best_and_wait, _improves, _logged, _worker_dir
+from helpers.training._runs import best_and_wait, improves, logged_values, worker_dir
+from helpers.training.optimizer import LayerwiseAdam
 
 __all__ = ["fit_distributed", "fit_history"]
 
@@ -52,7 +53,7 @@ def fit_distributed(
     optimizer = _build_optimizer(
         model, strategy, optimizer or getattr(model, "optimizer", None), learning_rate
     )
-    run_dir = _worker_dir(Path(run_dir))
+    run_dir = worker_dir(Path(run_dir))
     run_dir.mkdir(parents=True, exist_ok=True)
     log_path, backup_dir = run_dir / "log.csv", run_dir / "backup"
     if val_ds is None:
@@ -68,8 +69,8 @@ def fit_distributed(
         log_path.unlink()  # a new run starts a new log, as CSVLogger(append=False) does
     # A resumed run carries on from the log: its best value (else its first epoch would replace
     # a better best.keras) and the epochs since then, which count toward the patience.
-    logged = _logged(log_path, monitor) if resuming else []
-    best, wait = _best_and_wait(logged, monitor)
+    logged = logged_values(log_path, monitor) if resuming else []
+    best, wait = best_and_wait(logged, monitor)
     best_weights = None
     if logged and (run_dir / "best.keras").is_file():
         best_weights = keras.saving.load_model(run_dir / "best.keras", compile=False).get_weights()
@@ -96,7 +97,7 @@ def fit_distributed(
             logs.update({f"val_{k}": v for k, v in val_logs.items()})
         _append_log(log_path, epoch, logs)
         _write_summaries(writers, epoch, logs)
-        if _improves(logs[monitor], best, monitor):
+        if improves(logs[monitor], best, monitor):
             best, best_weights, wait = logs[monitor], model.get_weights(), 0
             model.save(run_dir / "best.keras")
         else:

@@ -1,0 +1,35 @@
+"""Splitting the photos (02_split): near-duplicates kept together, and the leak check."""
+
+from helpers.split.assign import (
+    SPLITS,
+    assign_splits,
+    make_split,
+    moved_photos,
+    near_duplicate_groups,
+    near_duplicate_pairs,
+    nearest_distances,
+    read_split,
+    split_counts,
+    write_split,
+)
+from helpers.split.leaks import (
+    correlated_cross_split_pairs,
+    nearest_in_other_splits,
+    thumbnail_vectors,
+)
+
+__all__ = [
+    "SPLITS",
+    "assign_splits",
+    "correlated_cross_split_pairs",
+    "make_split",
+    "moved_photos",
+    "near_duplicate_groups",
+    "near_duplicate_pairs",
+    "nearest_distances",
+    "nearest_in_other_splits",
+    "read_split",
+    "split_counts",
+    "thumbnail_vectors",
+    "write_split",
+]
