@@ -58,7 +58,7 @@ import pandas as pd
 
 from helpers.models import simple_cnn
 from helpers.paths import project_path, split_dir
-from helpers.plots import array_grid, training_curves, use_style
+from helpers.plots import array_grid, bench_log, training_curves, use_style
 from helpers.serving import save_model_dir
 from helpers.training import (
     augmentation,
@@ -214,11 +214,14 @@ history = fit(
 
 # %% [markdown] tags=[]
 # The curves show loss and accuracy on the training photos (augmented) and the validation photos
-# after each epoch; the dashed lines are chance, a uniform guess: accuracy 1/K and loss ln K.
+# after each epoch; the dashed lines are chance, a uniform guess: accuracy 1/K and loss ln K. The
+# faint dotted curves are the same model trained on all 120 breeds by the bench run
+# (`params/bench.yaml`, committed in `results/bench/`), whose chance is 1/120 and ln 120 = 4.79.
 
 # %% tags=[]
 log = pd.read_csv(model_dir / "training" / "log.csv")
-fig = training_curves(log, "Simple CNN", n_classes=len(classes))
+fig = training_curves(log, "Simple CNN", n_classes=len(classes),
+                      reference=bench_log("simple_cnn"), reference_label="bench, 120 breeds:")
 best = log.loc[log["val_loss"].idxmin()]
 last = log.iloc[-1]
 print(f"{len(log)} epochs; best val_loss {best['val_loss']:.3f} at epoch {int(best['epoch']) + 1} "
@@ -294,7 +297,7 @@ print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterd
 #   breeds the original's barely beat chance (2.4%). It is the baseline every later model must
 #   beat.
 # - The trained model is a directory: `model.keras` plus `metadata.json`, read by
-#   `helpers.predict`, `06_evaluate` and the app.
+#   `helpers.serving`, `06_evaluate` and the app.
 
 # %% [markdown] tags=[]
 # ## Questionnaire

@@ -79,7 +79,7 @@ from helpers.evaluation import (
     topk_hits,
     uncertain_correct,
 )
-from helpers.paths import project_path, shown_path, split_dir
+from helpers.paths import BENCH_RESULTS, project_path, shown_path, split_dir
 from helpers.plots import heatmap_grid, use_style
 from helpers.serving import Predictor, default_model_dir, grad_cam, image_to_array, read_metadata
 from helpers.training import read_split
@@ -142,6 +142,11 @@ for name, row in ranked.iterrows():
     print(f"{name}: top-1 {row['top1']:.1%} [{row['top1_low']:.1%}, {row['top1_high']:.1%}], "
           f"macro F1 {row['macro_f1']:.2f}{versus}")
 print(f"chance: {1 / len(classes):.1%}")
+bench_file = BENCH_RESULTS / "models.csv"  # the same notebooks on all 120 breeds (params/bench.yaml)
+if bench_file.is_file():
+    bench = pd.read_csv(bench_file)
+    print("bench run, 120 breeds (chance 0.8%): " + ", ".join(
+        f"{row.name} {row.holdout_accuracy:.1%}" for row in bench.itertuples()))
 
 # %% [markdown] tags=[]
 # Different data set, different breeds, different budget: the original's figures are a reference
@@ -426,5 +431,5 @@ robust.round(3)
 #    that number too good to believe?
 # 4. Run Grad-CAM for the second most probable breed of a mistake: where does the model look
 #    for it?
-# 5. Add a corruption to `helpers.evaluate.corruptions()` (say, a 50% downscale and back up):
+# 5. Add a corruption to `helpers.evaluation.corruptions()` (say, a 50% downscale and back up):
 #    which model suffers most?
