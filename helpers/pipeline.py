@@ -44,9 +44,9 @@ def load_params(path: str | Path) -> dict:
     return params
 
 
-def notebook_parameters(stem: str, params: dict) -> dict:
+def notebook_parameters(stem: str, params: dict, notebooks_dir: Path = NOTEBOOKS_DIR) -> dict:
     """Return the values to inject into one notebook: common keys it declares, then its own."""
-    path = NOTEBOOKS_DIR / f"{stem}.ipynb"
+    path = notebooks_dir / f"{stem}.ipynb"
     declared = papermill.inspect_notebook(str(path))
     common = {k: v for k, v in params["common"].items() if k in declared}
     own = params["notebooks"][stem] or {}
@@ -57,11 +57,21 @@ def notebook_parameters(stem: str, params: dict) -> dict:
     return {**common, **own}
 
 
-def run(params_path: str, only: list[str] | None, update: bool, run_dir: str | None) -> Path:
-    """Execute the parameter set's notebooks in order; return the folder of executed copies."""
+def run(
+    params_path: str,
+    only: list[str] | None,
+    update: bool,
+    run_dir: str | None,
+    notebooks_dir: Path = NOTEBOOKS_DIR,
+) -> Path:
+    """Execute the parameter set's notebooks in order; return the folder of executed copies.
+
+    Each notebook's cell outputs are also written, as they come, to `<run dir>/<stem>.log`, so a
+    headless run that takes hours can be followed with `tail -f`.
+    """
     params = load_params(params_path)
     stems = [s for s in params["notebooks"] if not only or s in only]
-    injected = {stem: notebook_parameters(stem, params) for stem in stems}
+    injected = {stem: notebook_parameters(stem, params, notebooks_dir) for stem in stems}
     if update and any(injected.values()):
         overridden = sorted(stem for stem, values in injected.items() if values)
         raise ValueError(
@@ -78,17 +88,22 @@ def run(params_path: str, only: list[str] | None, update: bool, run_dir: str | N
         )
         started = time.monotonic()
         output = out_dir / f"{stem}.ipynb"
-        papermill.execute_notebook(
-            str(NOTEBOOKS_DIR / f"{stem}.ipynb"),
-            str(output),
-            parameters=values,
-            kernel_name=params["kernel"],
-            cwd=str(NOTEBOOKS_DIR),
-            progress_bar=True,
-        )
+        log_path = out_dir / f"{stem}.log"
+        print(f"    cell outputs as they come: tail -f {shown_path(log_path)}", flush=True)
+        with open(log_path, "w", encoding="utf-8") as log:
+            papermill.execute_notebook(
+                str(notebooks_dir / f"{stem}.ipynb"),
+                str(output),
+                parameters=values,
+                kernel_name=params["kernel"],
+                cwd=str(notebooks_dir),
+                progress_bar=True,
+                stdout_file=log,
+                stderr_file=log,
+            )
         print(f"    done in {time.monotonic() - started:.0f} s -> {shown_path(output)}", flush=True)
         if update:
-            write_clean_copy(output, NOTEBOOKS_DIR / f"{stem}.ipynb")
+            write_clean_copy(output, notebooks_dir / f"{stem}.ipynb")
     return out_dir
 
 

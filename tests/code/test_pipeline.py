@@ -93,3 +93,32 @@ def test_a_learner_who_edits_the_parameters_cell_gets_what_they_edited(path):
     assert sum("parameters" in t for t in tags) == 1
     assert not any("injected-parameters" in t for t in tags), "a cell overrides the parameters"
     assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == "doggo"
+
+
+def test_a_headless_run_writes_each_notebooks_outputs_to_a_log_file_as_they_come(tmp_path):
+    import nbformat
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    book = nbformat.v4.new_notebook()
+    book.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    book.cells = [
+        nbformat.v4.new_code_cell("epochs = 2", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("for e in range(epochs):\n    print(f'epoch {e + 1} done')"),
+    ]
+    nbformat.write(book, notebooks / "01_tiny.ipynb")
+    params = tmp_path / "tiny.yaml"
+    params.write_text("name: tiny\nkernel: python3\nnotebooks:\n  01_tiny:\n    epochs: 3\n")
+    out = run(
+        str(params), None, update=False, run_dir=str(tmp_path / "out"), notebooks_dir=notebooks
+    )
+    log = (out / "01_tiny.log").read_text()
+    assert [line for line in log.splitlines() if line.startswith("epoch")] == [
+        "epoch 1 done", "epoch 2 done", "epoch 3 done"
+    ]  # fmt: skip
+    executed = nbformat.read(out / "01_tiny.ipynb", as_version=4)
+    assert "epoch 3 done" in executed.cells[-1].outputs[0]["text"]
