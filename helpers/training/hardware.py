@@ -52,16 +52,28 @@ def setup_hardware(
 ) -> Hardware:
     """Pick the distribution strategy and, on GPUs only, mixed_float16 and XLA.
 
-    Both default to on when every GPU supports them (mixed precision needs compute capability
-    7.0+) and are always off on CPU, where XLA made EfficientNet-Lite 8-12x slower here.
+    Mixed precision defaults to on when every GPU supports it (compute capability 7.0+); XLA as
+    `use_xla` decides. Both are always off on CPU, where XLA made EfficientNet-Lite 8-12x slower.
     """
     strategy = strategy_for_hardware()
     gpus = tf.config.list_physical_devices("GPU")
     fast_fp16 = bool(gpus) and all(_compute_capability(g) >= (7, 0) for g in gpus)
     use_mp = fast_fp16 if mixed_precision is None else bool(mixed_precision and gpus)
-    use_jit = bool(gpus) if jit_compile is None else bool(jit_compile and gpus)
+    use_jit = use_xla(len(gpus), strategy.num_replicas_in_sync, jit_compile)
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mp else "float32")
     return Hardware(strategy, len(gpus), use_mp, use_jit)
+
+
+def use_xla(gpus: int, replicas: int, requested: bool | None = None) -> bool:
+    """Return whether to compile with XLA: never without a GPU; by default only on one replica.
+
+    XLA under MirroredStrategy failed on 2 logical CPUs ("Trying to access resource
+    conv1/kernel/replica_1 ... from device CPU:0") and has not been run on several GPUs, so several
+    replicas get it only when asked for (`requested=True`).
+    """
+    if not gpus:
+        return False
+    return replicas == 1 if requested is None else bool(requested)
 
 
 def _compute_capability(gpu: tf.config.PhysicalDevice) -> tuple[int, int]:

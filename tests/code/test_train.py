@@ -374,3 +374,13 @@ def test_training_metadata_has_the_documented_keys(tmp_path: Path) -> None:
     loaded, loaded_meta = load_model_dir(save_model_dir(tmp_path / "model", model, meta))
     assert loaded_meta["data_manifest_sha256"] == expected_sha
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_xla_is_off_by_default_under_several_replicas_and_always_off_without_a_gpu():
+    from helpers.training.hardware import use_xla
+
+    assert use_xla(gpus=1, replicas=1) is True
+    assert use_xla(gpus=4, replicas=4) is False  # unverified combination: not by default
+    assert use_xla(gpus=4, replicas=4, requested=True) is True
+    assert use_xla(gpus=0, replicas=1, requested=True) is False
+    assert use_xla(gpus=1, replicas=1, requested=False) is False
