@@ -15,7 +15,7 @@ from urllib.parse import urljoin, urlsplit
 from ddgs import DDGS
 from ddgs.exceptions import DDGSException, RatelimitException, TimeoutException
 
-from helpers.breeds import parse_breed_folder, search_query
+from helpers.breeds import imagenet_wnid, parse_breed_folder, search_query
 from helpers.collect.download import Candidate
 from helpers.paths import project_path
 
@@ -48,7 +48,8 @@ class ImageSearchSource:
         """Search for the breed and return the distinct image URLs found, in result order."""
         urls = [r.get("image") for r in self._search(search_query(breed), limit)]
         unique = dict.fromkeys(u for u in urls if isinstance(u, str) and u)
-        return [Candidate(breed, None, self.name, url) for url in list(unique)[:limit]]
+        wnid = imagenet_wnid(breed)  # so 05 can start the breed from ImageNet's row
+        return [Candidate(breed, wnid, self.name, url) for url in list(unique)[:limit]]
 
     def _search(self, query: str, limit: int) -> list[dict]:
         for attempt in range(self.retries + 1):

@@ -66,3 +66,23 @@ def test_manifest_source_resolves_relative_urls_against_its_base_url(tmp_path):
         None,
         "ab",
     )
+
+
+def test_search_candidates_carry_the_imagenet_wnid_of_their_akc_breed(monkeypatch):
+    class OneResultDDGS:
+        def __init__(self, **kwargs: object) -> None:
+            pass
+
+        def images(self, query: str, max_results: int) -> list[dict]:
+            return [{"image": f"http://x/{query}.jpg"}]
+
+    monkeypatch.setattr(sources, "DDGS", OneResultDDGS)
+    source = ImageSearchSource(retries=0)
+    # The shared folders: n02110063-malamute, n02106662-German_shepherd, n02113799-standard_poodle
+    assert source.candidates("Alaskan Malamute", 1)[0].wnid == "n02110063"
+    assert source.candidates("German Shepherd Dog", 1)[0].wnid == "n02106662"
+    assert source.candidates("Poodle", 1)[0].wnid == "n02113799"
+    assert source.candidates("Beagle", 1)[0].wnid == "n02088364"  # same name in both
+    # ImageNet's "Eskimo dog" is a sled dog: not the AKC's American Eskimo Dog (a spitz).
+    assert source.candidates("American Eskimo Dog", 1)[0].wnid is None
+    assert source.candidates("Azawakh", 1)[0].wnid is None  # not an ImageNet class
