@@ -1,5 +1,6 @@
 """Copy the bench run's small results into results/bench/, where the notebooks plot them as a
-reference beside the demo's: training logs and holdout metrics, no models and no photos.
+reference beside the demo's: training logs, holdout metrics and 06's per-breed report; no models
+and no photos.
 
     .venv/bin/python -m helpers.pipeline params/bench.yaml   # about an hour on 2 cores
     .venv/bin/python scripts/bench_results.py                # then commit results/bench/
@@ -32,6 +33,9 @@ def main() -> int:
             stage = log.parent.relative_to(model_dir / "training").as_posix()
             suffix = "" if stage == "." else "_" + stage.replace("/", "_")
             shutil.copyfile(log, BENCH_RESULTS / f"{metadata['name']}{suffix}_log.csv")
+        report = model_dir / "per_breed_holdout.csv"  # written by 06 for the best model
+        if report.is_file():
+            shutil.copyfile(report, BENCH_RESULTS / f"{metadata['name']}_per_breed_holdout.csv")
         metrics = metadata.get("metrics") or {}
         rows.append({"name": metadata["name"], "classes": len(metadata["classes"]),
                      "image_size": metadata["image_size"],
