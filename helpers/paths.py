@@ -12,6 +12,7 @@ PROJECT_ROOT = Path(os.environ.get("DOGGO_HOME", Path(__file__).resolve().parent
 MODELS_DIR = PROJECT_ROOT / "models"
 # The bench run's small results (logs, metrics), committed so the notebooks can plot them.
 BENCH_RESULTS = PROJECT_ROOT / "results" / "bench"
+BENCH_MODELS_CSV = "models.csv"  # one row per bench model: holdout metrics, size, training time
 
 
 def is_url(path: str | os.PathLike) -> bool:
@@ -45,3 +46,8 @@ def raw_dir(data_dir: str | os.PathLike) -> Path:
 def split_dir(data_dir: str | os.PathLike) -> Path:
     """Return the folder that 02_split writes its manifest to under a data directory."""
     return project_path(data_dir) / "split"
+
+
+def bench_log_file(name: str, folder: str | os.PathLike = BENCH_RESULTS) -> Path:
+    """Return where the bench results keep a model's (or a training stage's) Keras CSV log."""
+    return Path(folder) / f"{name}_log.csv"

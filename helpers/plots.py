@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
-from helpers.paths import BENCH_RESULTS
+from helpers.paths import BENCH_RESULTS, bench_log_file
 
 STYLE = Path(__file__).with_name("doggo.mplstyle")
 
@@ -47,16 +47,30 @@ def stacked_counts(table: pd.DataFrame, title: str, xlabel: str = "photos") -> p
     return fig
 
 
+def _image_axes(
+    count: int, ncols: int, cell: tuple[float, float], extra_width: float = 0.0, **kwargs
+) -> tuple[plt.Figure, list[plt.Axes]]:
+    """Return a figure with a grid of `cell`-inch axes for `count` images, all axes hidden."""
+    nrows = max(1, math.ceil(count / ncols))
+    figsize = (ncols * cell[0] + extra_width, nrows * cell[1])
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False, **kwargs)
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, list(axes.flat)
+
+
+def _pixels(image: np.ndarray) -> np.ndarray:
+    """An image of [0, 255] values as uint8, clipped, as imshow shows it without rescaling."""
+    return np.clip(np.asarray(image), 0, 255).astype("uint8")
+
+
 def array_grid(
     images: Sequence, titles: Sequence[str], ncols: int = 6, size: float = 2.0
 ) -> plt.Figure:
     """Return a figure of images given as arrays of [0, 255] pixels, each with its title."""
-    nrows = max(1, math.ceil(len(images) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.1))
-    for ax in getattr(axes, "flat", [axes]):
-        ax.axis("off")
-    for ax, image, title in zip(getattr(axes, "flat", [axes]), images, titles, strict=False):
-        ax.imshow(np.clip(np.asarray(image), 0, 255).astype("uint8"))
+    fig, axes = _image_axes(len(images), ncols, (size, size * 1.1))
+    for ax, image, title in zip(axes, images, titles, strict=False):
+        ax.imshow(_pixels(image))
         ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return fig
@@ -96,8 +110,8 @@ def training_curves(
 
 
 def bench_log(name: str, folder: Path = BENCH_RESULTS) -> pd.DataFrame | None:
-    """Return the committed bench run's training log `<folder>/<name>_log.csv`, or None."""
-    path = Path(folder) / f"{name}_log.csv"
+    """Return the committed bench run's training log (see paths.bench_log_file), or None."""
+    path = bench_log_file(name, folder)
     return pd.read_csv(path) if path.is_file() else None
 
 
@@ -142,20 +156,16 @@ def heatmap_grid(
 
     Each heatmap is stretched over its whole photo, whatever its own resolution.
     """
-    nrows = max(1, math.ceil(len(images) / ncols))
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(ncols * size + 1.2, nrows * size * 1.2), squeeze=False,
-        layout="constrained",
-    )  # fmt: skip
-    for ax in axes.flat:
-        ax.axis("off")
+    # Constrained layout leaves room for the colour bar (1.2 inches) beside the grid.
+    fig, axes = _image_axes(len(images), ncols, (size, size * 1.2), extra_width=1.2,
+                            layout="constrained")  # fmt: skip
     shown = None
-    for ax, image, heat, title in zip(axes.flat, images, heatmaps, titles, strict=False):
+    for ax, image, heat, title in zip(axes, images, heatmaps, titles, strict=False):
         height, width = np.asarray(image).shape[:2]
-        ax.imshow(np.clip(np.asarray(image), 0, 255).astype("uint8"))
+        ax.imshow(_pixels(image))
         shown = ax.imshow(heat, cmap="jet", vmin=0, vmax=1, alpha=0.45, interpolation="bilinear",
                           extent=(0, width, height, 0))  # fmt: skip
         ax.set_title(title, fontsize=10)
     if shown is not None:
-        fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8, label=label)
+        fig.colorbar(shown, ax=axes, shrink=0.8, label=label)
     return fig

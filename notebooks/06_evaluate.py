@@ -79,7 +79,13 @@ from helpers.evaluation import (
     topk_hits,
     uncertain_correct,
 )
-from helpers.paths import BENCH_RESULTS, project_path, shown_path, split_dir
+from helpers.paths import (
+    BENCH_MODELS_CSV,
+    BENCH_RESULTS,
+    project_path,
+    shown_path,
+    split_dir,
+)
 from helpers.plots import heatmap_grid, use_style
 from helpers.serving import Predictor, default_model_dir, grad_cam, image_to_array, read_metadata
 from helpers.training import read_split
@@ -142,7 +148,7 @@ for name, row in ranked.iterrows():
     print(f"{name}: top-1 {row['top1']:.1%} [{row['top1_low']:.1%}, {row['top1_high']:.1%}], "
           f"macro F1 {row['macro_f1']:.2f}{versus}")
 print(f"chance: {1 / len(classes):.1%}")
-bench_file = BENCH_RESULTS / "models.csv"  # the same notebooks on all 120 breeds (params/bench.yaml)
+bench_file = BENCH_RESULTS / BENCH_MODELS_CSV  # the same notebooks on all 120 breeds (params/bench.yaml)
 if bench_file.is_file():
     bench = pd.read_csv(bench_file)
     print("bench run, 120 breeds (chance 0.8%): " + ", ".join(

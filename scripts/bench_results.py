@@ -14,7 +14,7 @@ import json
 import shutil
 import sys
 
-from helpers.paths import BENCH_RESULTS, project_path
+from helpers.paths import BENCH_MODELS_CSV, BENCH_RESULTS, bench_log_file, project_path
 
 FIELDS = ("name", "classes", "image_size", "holdout_accuracy", "holdout_top5", "training_seconds")
 
@@ -32,7 +32,7 @@ def main() -> int:
         for log in sorted((model_dir / "training").glob("**/log.csv")):
             stage = log.parent.relative_to(model_dir / "training").as_posix()
             suffix = "" if stage == "." else "_" + stage.replace("/", "_")
-            shutil.copyfile(log, BENCH_RESULTS / f"{metadata['name']}{suffix}_log.csv")
+            shutil.copyfile(log, bench_log_file(metadata["name"] + suffix))
         report = model_dir / "per_breed_holdout.csv"  # written by 06 for the best model
         if report.is_file():
             shutil.copyfile(report, BENCH_RESULTS / f"{metadata['name']}_per_breed_holdout.csv")
@@ -42,7 +42,7 @@ def main() -> int:
                      "holdout_accuracy": metrics.get("holdout_accuracy"),
                      "holdout_top5": metrics.get("holdout_top5"),
                      "training_seconds": round(metadata.get("training_seconds") or 0)})  # fmt: skip
-    with open(BENCH_RESULTS / "models.csv", "w", newline="", encoding="utf-8") as f:
+    with open(BENCH_RESULTS / BENCH_MODELS_CSV, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
