@@ -63,12 +63,12 @@ class ModelService:
 
     def __init__(self, predictor: Predictor):
         self.predictor = predictor
-        meta = predictor.metadata
+        card = predictor.card
         self.info = {
-            "name": meta["name"],
-            "version": str(meta.get("version")),
-            "created": meta.get("created"),
-            "backbone": meta.get("backbone"),
+            "name": card.name,
+            "version": card.version,
+            "created": card.created,
+            "backbone": card.backbone,
             "image_size": predictor.image_size,
             "classes": len(predictor.classes),
             "not_a_dog_threshold": predictor.threshold,

@@ -38,7 +38,8 @@ def create_baseline_app(model_dir: str | None = None):
     import keras
     from flask import Flask, jsonify, request
 
-    from helpers.serving.model_dir import MODEL_FILE, read_metadata
+    from helpers.formats import MODEL_FILE
+    from helpers.serving.model_dir import read_metadata
     from helpers.serving.predict import image_to_array
 
     model_dir = Path(model_dir or os.environ["DOGGO_MODEL_DIR"])

@@ -21,8 +21,7 @@ import keras
 import tensorflow as tf
 
 from helpers.models import head_only_model, simple_cnn, transfer_classifier, xception_scratch
-from helpers.models._efficientnet_lite import VARIANTS, block_specs
-from helpers.models.backbones import build_feature_extractor
+from helpers.models.backbones import build_feature_extractor, top_blocks_layer
 from helpers.training import backbone_features, compile_classifier, set_backbone_trainable
 
 # (classes, CNN px and batch, Xception px and batch, Lite backbone, px and batch) from params/.
@@ -77,7 +76,7 @@ def lite_rates(variant: str, size: int, batch: int, classes: int, timing: dict) 
     rates["head on cached features"] = train_rate(head, batch, classes, timing)
     model = transfer_classifier(backbone, classes)
     rates["head through frozen backbone"] = train_rate(model, batch, classes, timing)
-    top_two = f"block{len(block_specs(VARIANTS[variant])) - 2}_expand_conv"
+    top_two = top_blocks_layer(f"efficientnet_{variant}", 2)
     set_backbone_trainable(model, True, from_layer=top_two)
     rates[f"fine-tune from {top_two}"] = train_rate(model, batch, classes, timing, 0.1)
     return rates

@@ -18,6 +18,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from helpers.formats import SPLITS
 from helpers.models import head_only_model, set_head_columns
 from helpers.models.backbones import build_feature_extractor, get_backbone, imagenet_head_for
 from helpers.paths import project_path, split_dir
@@ -30,7 +31,6 @@ from helpers.training import (
 )
 from helpers.training.data import make_dataset, read_split
 
-SPLITS = ("train", "val", "holdout")
 FEATURE_SECONDS: dict[str, float] = {}  # "<backbone>@<size>" -> seconds computing features
 
 

@@ -14,6 +14,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import papermill
 import yaml
@@ -55,6 +56,15 @@ def notebook_parameters(stem: str, params: dict, notebooks_dir: Path = NOTEBOOKS
         known = sorted(declared)
         raise ValueError(f"{stem} has no parameters named {unknown}; it declares {known}")
     return {**common, **own}
+
+
+def current_parameters(
+    stem: str, namespace: dict[str, Any], notebooks_dir: Path = NOTEBOOKS_DIR
+) -> dict[str, Any]:
+    """Return a notebook's parameters with their values in `namespace` (its globals()): the names
+    come from its `parameters` cell, so what a model card records is what the run was given."""
+    declared = papermill.inspect_notebook(str(notebooks_dir / f"{stem}.ipynb"))
+    return {name: namespace[name] for name in declared}
 
 
 def run(

@@ -57,13 +57,13 @@ from helpers.split import (
     SPLITS,
     assign_splits,
     correlated_cross_split_pairs,
+    earlier_split,
     make_split,
     moved_photos,
     near_duplicate_groups,
     near_duplicate_pairs,
     nearest_distances,
     nearest_in_other_splits,
-    read_split,
     split_counts,
     thumbnail_vectors,
     write_split,
@@ -203,7 +203,7 @@ print(inspect.getsource(assign_splits))
 # that the hash missed; any pair it finds is linked into one group and the split is made again.
 
 # %% tags=[]
-previous = read_split(split_dir(data_dir), fractions, salt)
+previous = earlier_split(split_dir(data_dir), fractions, salt)
 options = dict(fractions=fractions, near_duplicate_threshold=near_duplicate_threshold,
                min_per_breed=min_per_breed, salt=salt)  # fmt: skip
 split = make_split(kept, previous=previous, **options)

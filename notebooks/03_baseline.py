@@ -56,8 +56,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from helpers import original
 from helpers.models import simple_cnn
 from helpers.paths import project_path, split_dir
+from helpers.pipeline import current_parameters
 from helpers.plots import array_grid, bench_log, training_curves, use_style
 from helpers.serving import save_model_dir
 from helpers.training import (
@@ -67,10 +69,10 @@ from helpers.training import (
     fit,
     holdout_metrics,
     make_datasets,
+    model_card,
     seed_everything,
     setup_hardware,
     split_labels,
-    training_metadata,
 )
 
 use_style()
@@ -256,8 +258,8 @@ assert best["val_accuracy"] > 1.5 / len(classes), "the baseline is no better tha
 # %% tags=[]
 metrics = holdout_metrics(model, datasets["holdout"])
 print(f"holdout top-1 {metrics['holdout_accuracy']:.1%}, top-5 {metrics['holdout_top5']:.1%} "
-      f"(chance {1 / len(classes):.1%} and {5 / len(classes):.0%}; the original: 2.4% top-1 on "
-      "188 breeds)")
+      f"(chance {1 / len(classes):.1%} and {5 / len(classes):.0%}; "
+      f"{original.top1_text('simple_cnn')})")
 
 # %% [markdown] tags=[]
 # Why so weak? Look back at two numbers printed above. One unit of the last convolutional
@@ -272,20 +274,17 @@ print(f"holdout top-1 {metrics['holdout_accuracy']:.1%}, top-5 {metrics['holdout
 # preprocessing travel in `metadata.json` beside `model.keras`.
 
 # %% tags=[]
-metadata = training_metadata(
+card = model_card(
     name="simple_cnn",
     classes=classes,
     image_size=image_size,
     split_dir=splits,
-    backbone=None,
-    weights=None,
-    params={"image_size": image_size, "batch_size": batch_size, "epochs": epochs,
-            "learning_rate": learning_rate, "patience": patience, "seed": seed},
+    params=current_parameters("03_baseline", globals()),
     metrics=metrics,
     training_seconds=history.training_seconds,
     provenance="notebooks/03_baseline: the original doggo.name small CNN, trained from scratch",
 )
-saved = save_model_dir(model_dir, model, metadata)
+saved = save_model_dir(model_dir, model, card)
 print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterdir())}")
 
 # %% [markdown] tags=[]

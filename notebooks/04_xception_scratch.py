@@ -56,10 +56,12 @@ import keras
 import numpy as np
 import pandas as pd
 
+from helpers import original
 from helpers.models import xception_scratch
 from helpers.paths import project_path, split_dir
+from helpers.pipeline import current_parameters
 from helpers.plots import bench_log, prediction_histogram, training_curves, use_style
-from helpers.serving import read_metadata, save_model_dir
+from helpers.serving import read_card, save_model_dir
 from helpers.training import (
     PreciseBatchNorm,
     batch_norm_layers,
@@ -70,11 +72,11 @@ from helpers.training import (
     holdout_metrics,
     make_dataset,
     make_datasets,
+    model_card,
     seed_everything,
     set_batch_norm_statistics,
     setup_hardware,
     split_labels,
-    training_metadata,
 )
 
 use_style()
@@ -266,11 +268,11 @@ assert best["val_loss"] < keras_eval["loss"], "recomputed statistics did not bea
 # %% tags=[]
 metrics = holdout_metrics(model, datasets["holdout"])
 print(f"holdout top-1 {metrics['holdout_accuracy']:.1%}, top-5 {metrics['holdout_top5']:.1%} "
-      f"(chance {1 / len(classes):.1%} and {5 / len(classes):.0%}; the original: 64.1% top-1 on "
-      "188 breeds)")
+      f"(chance {1 / len(classes):.1%} and {5 / len(classes):.0%}; "
+      f"{original.top1_text('xception_scratch')})")
 baseline_dir = project_path(models_dir) / "simple_cnn"
 if baseline_dir.is_dir():
-    baseline = read_metadata(baseline_dir)["metrics"]["holdout_accuracy"]
+    baseline = read_card(baseline_dir).metrics["holdout_accuracy"]
     print(f"the simple CNN of 03 on the same photos: {baseline:.1%} top-1")
 
 # %% [markdown] tags=[]
@@ -286,22 +288,19 @@ if baseline_dir.is_dir():
 # Finally the model is saved with its metadata, as in `03`.
 
 # %% tags=[]
-metadata = training_metadata(
+card = model_card(
     name="xception_scratch",
     classes=classes,
     image_size=image_size,
     split_dir=splits,
     backbone="xception",
-    weights=None,
-    params={"image_size": image_size, "batch_size": batch_size, "epochs": epochs,
-            "learning_rate": learning_rate, "dropout": dropout, "patience": patience,
-            "bn_batches": bn_batches, "seed": seed},
+    params=current_parameters("04_xception_scratch", globals()),
     metrics=metrics,
     training_seconds=history.training_seconds,
     provenance="notebooks/04_xception_scratch: Xception with random weights, trained from "
     "scratch, BatchNorm statistics recomputed before each validation",
 )
-saved = save_model_dir(model_dir, model, metadata)
+saved = save_model_dir(model_dir, model, card)
 print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterdir())}")
 
 # %% [markdown] tags=[]

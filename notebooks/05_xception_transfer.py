@@ -71,6 +71,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers import original
 from helpers.evaluation import mcnemar
 from helpers.models import (
     build_feature_extractor,
@@ -82,6 +83,7 @@ from helpers.models import (
     transfer_classifier,
 )
 from helpers.paths import project_path, split_dir
+from helpers.pipeline import current_parameters
 from helpers.plots import bench_log, training_curves, use_style
 from helpers.serving import save_model_dir
 from helpers.training import (
@@ -94,11 +96,11 @@ from helpers.training import (
     holdout_metrics,
     make_dataset,
     make_datasets,
+    model_card,
     seed_everything,
     set_backbone_trainable,
     setup_hardware,
     split_labels,
-    training_metadata,
 )
 
 use_style()
@@ -332,7 +334,7 @@ metrics = holdout_metrics(model, datasets["holdout"], test_time_flip=test_time_f
 print(
     f"holdout top-1 {np.mean(plain == holdout_labels):.1%}; with mirrored photos "
     f"{np.mean(mirrored == holdout_labels):.1%} of {len(holdout_labels)} photos "
-    f"(chance {1 / len(classes):.1%}; the original: 82.7% top-1 on 188 breeds)"
+    f"(chance {1 / len(classes):.1%}; {original.top1_text('transfer')})"
 )
 
 # %% [markdown] tags=[]
@@ -354,35 +356,21 @@ print(f"mirroring fixed {fixed} photo(s) and broke {broke}: p = {p_value:.2f}, {
 # here is optimistic: compare models with each other on it, not with the original.
 
 # %% tags=[]
-metadata = training_metadata(
+card = model_card(
     name=model_name,
     classes=classes,
     image_size=image_size,
     split_dir=splits,
     backbone=backbone,
     weights=str(weights) if weights else None,
-    params={
-        "image_size": image_size,
-        "batch_size": batch_size,
-        "head_epochs": head_epochs,
-        "head_learning_rate": head_learning_rate,
-        "head_init": head_init,
-        "fine_tune_epochs": fine_tune_epochs,
-        "fine_tune_from": fine_tune_from,
-        "learning_rate": learning_rate,
-        "backbone_lr_multiplier": backbone_lr_multiplier,
-        "dropout": dropout,
-        "patience": patience,
-        "test_time_flip": test_time_flip,
-        "seed": seed,
-    },
+    params=current_parameters("05_xception_transfer", globals()),
     metrics=metrics,
     training_seconds=training_seconds,
     provenance=f"notebooks/05_xception_transfer: {backbone} ({weights}) with a new head, "
     "trained on cached features, then fine-tuned with layer-wise learning rates",
     test_time_flip=test_time_flip,
 )
-saved = save_model_dir(model_dir, model, metadata)
+saved = save_model_dir(model_dir, model, card)
 print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterdir())}")
 
 # %% [markdown] tags=[]

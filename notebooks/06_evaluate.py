@@ -79,6 +79,7 @@ from helpers.evaluation import (
     topk_hits,
     uncertain_correct,
 )
+from helpers.formats import METADATA_FILE
 from helpers.paths import (
     BENCH_MODELS_CSV,
     BENCH_RESULTS,
@@ -87,18 +88,18 @@ from helpers.paths import (
     split_dir,
 )
 from helpers.plots import heatmap_grid, use_style
-from helpers.serving import Predictor, default_model_dir, grad_cam, image_to_array, read_metadata
+from helpers.serving import Predictor, default_model_dir, grad_cam, image_to_array, read_card
 from helpers.training import read_split
 
 use_style()
 splits = split_dir(data_dir)
 _, classes = read_split(splits)
 names = [c["name"] for c in classes]
-model_dirs = sorted(p.parent for p in project_path(models_dir).glob("*/metadata.json"))
+model_dirs = sorted(p.parent for p in project_path(models_dir).glob(f"*/{METADATA_FILE}"))
 if include_default:
     model_dirs.append(default_model_dir())
 for d in model_dirs:
-    print(f"{shown_path(d)}: {model_label(read_metadata(d))}")
+    print(f"{shown_path(d)}: {model_label(read_card(d))}")
 
 # %% [markdown] tags=[]
 # ## Predict the holdout photos once per model
@@ -112,13 +113,13 @@ for d in model_dirs:
 # %% tags=[]
 results = {}
 for d in model_dirs:
-    metadata = read_metadata(d)
+    card = read_card(d)
     try:
         y_true, probs, paths = predict_split(d, splits, "holdout")
     except ValueError as err:
-        print(f"skipped {metadata['name']}: {err}")
+        print(f"skipped {card.name}: {err}")
         continue
-    results[model_label(metadata)] = {"dir": d, "probs": probs, "role": model_role(metadata)}
+    results[model_label(card)] = {"dir": d, "probs": probs, "role": model_role(card)}
 print(f"{len(y_true)} holdout photos, {len(classes)} breeds; models: {list(results)}")
 
 # %% [markdown] tags=[]
@@ -318,8 +319,7 @@ print(f"{int(((y_pred != y_true) & (confidence > 0.9)).sum())} mistake(s) made w
 # saved into the model's metadata so the app's probabilities mean what they say.
 
 # %% tags=[]
-metadata = read_metadata(best_dir)
-t_saved = float(metadata.get("temperature") or 1.0)  # already in predict_split's probabilities
+t_saved = read_card(best_dir).temperature or 1.0  # already in predict_split's probabilities
 val_true, val_probs, _ = predict_split(best_dir, splits, "val")
 val_logits = probs_to_logits(val_probs) * t_saved  # back to T = 1, so re-runs print the same
 holdout_logits = probs_to_logits(probs) * t_saved

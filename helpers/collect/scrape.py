@@ -26,12 +26,13 @@ from tqdm import tqdm
 from helpers.breeds import breed_slug
 from helpers.collect.download import Candidate, FetchPolicy, ImageRules, Outcome, evaluate
 from helpers.collect.sources import Source
+from helpers.formats import SCRAPE_MANIFEST
 from helpers.hashing import mirror_aware_distance, mirror_aware_phashes
 
 if TYPE_CHECKING:
     import pandas as pd
 
-MANIFEST = "manifest.csv"
+MANIFEST = SCRAPE_MANIFEST
 COLUMNS = (
     "breed", "wnid", "source", "url", "sha256", "phash", "phash_mirror", "width", "height",
     "status", "reason", "path",

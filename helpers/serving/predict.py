@@ -97,14 +97,15 @@ def _metric_value(metrics: dict[str, Any]) -> float | None:
 def best_model_dir(models_dir: str | Path | None = None) -> Path | None:
     """Return the saved model under `models/` (searched recursively) with the best holdout (else
     val) accuracy, or None."""
-    from helpers.serving.model_dir import METADATA_FILE, MODEL_FILE, ModelDirError, read_metadata
+    from helpers.formats import METADATA_FILE, MODEL_FILE
+    from helpers.model_card import ModelDirError, read_card
 
     root = Path(models_dir) if models_dir is not None else MODELS_DIR
     best: tuple[float, str] | None = None
     for meta_file in sorted(root.rglob(METADATA_FILE)) if root.is_dir() else []:
         directory = meta_file.parent
         try:
-            score = _metric_value(read_metadata(directory).get("metrics") or {})
+            score = _metric_value(read_card(directory).metrics)
         except ModelDirError:
             continue  # a broken or half-written directory is not a candidate
         if score is not None and (directory / MODEL_FILE).is_file():
@@ -126,14 +127,14 @@ class Predictor:
         if model_dir is None:
             model_dir = best_model_dir() or default_model_dir()
         self.model_dir = Path(model_dir)
-        self.model, self.metadata = load_model_dir(self.model_dir)
-        self.image_size = int(self.metadata["image_size"])
-        self.classes = self.metadata["classes"]
-        self.temperature = float(self.metadata.get("temperature") or 1.0)
-        dogs = self.metadata.get("dog_classes")
+        self.model, self.card = load_model_dir(self.model_dir)
+        self.image_size = self.card.image_size
+        self.classes = self.card.classes
+        self.temperature = self.card.temperature or 1.0
+        dogs = self.card.dog_classes
         self.dog_classes = np.array(dogs if dogs is not None else range(len(self.classes)))
-        self.threshold = float(self.metadata.get("not_a_dog_threshold") or 0.0)
-        self.test_time_flip = bool(self.metadata.get("test_time_flip"))
+        self.threshold = self.card.not_a_dog_threshold or 0.0
+        self.test_time_flip = bool(self.card.test_time_flip)
         spec = tf.TensorSpec([None, self.image_size, self.image_size, 3], tf.float32)
         # One fixed signature: traced once here, then concurrent calls share the concrete graph.
         self._call = tf.function(
@@ -148,7 +149,7 @@ class Predictor:
             self._call(batch[i : i + BATCH_SIZE]).numpy() for i in range(0, len(batch), BATCH_SIZE)
         ]
         out = np.concatenate(outputs) if outputs else np.zeros((0, len(self.classes)), np.float32)
-        if self.metadata["output"] == "logits":
+        if self.card.output == "logits":
             out = out.astype(np.float64) / self.temperature
             out = np.exp(out - out.max(axis=1, keepdims=True))
             out /= out.sum(axis=1, keepdims=True)

@@ -3,12 +3,12 @@
 from helpers.split.assign import (
     SPLITS,
     assign_splits,
+    earlier_split,
     make_split,
     moved_photos,
     near_duplicate_groups,
     near_duplicate_pairs,
     nearest_distances,
-    read_split,
     split_counts,
     write_split,
 )
@@ -28,7 +28,7 @@ __all__ = [
     "near_duplicate_pairs",
     "nearest_distances",
     "nearest_in_other_splits",
-    "read_split",
+    "earlier_split",
     "split_counts",
     "thumbnail_vectors",
     "write_split",

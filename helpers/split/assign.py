@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,9 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-SPLITS = ("train", "val", "holdout")
+from helpers.atomic import write_atomic
+from helpers.formats import SPLIT_CSV, SPLIT_JSON, SPLITS
+
 # Names the assignment rule in split.json; an earlier split made by another rule is not kept.
 ASSIGNMENT = "stratified-by-deficit"
 SPLIT_COLUMNS = ["path", "breed", "wnid", "split", "sha256", "phash", "group"]
@@ -160,10 +161,10 @@ def make_split(
     return Split(table[SPLIT_COLUMNS].copy(), classes, tuple(fractions), excluded)
 
 
-def read_split(split_dir: str | os.PathLike, fractions: Sequence[float], salt: str):
+def earlier_split(split_dir: str | os.PathLike, fractions: Sequence[float], salt: str):
     """Return an earlier split.csv made with the same fractions and salt, or None (none, or its
     assignments would not be this split's)."""
-    csv_path, json_path = Path(split_dir) / "split.csv", Path(split_dir) / "split.json"
+    csv_path, json_path = Path(split_dir) / SPLIT_CSV, Path(split_dir) / SPLIT_JSON
     if not (csv_path.is_file() and json_path.is_file()):
         return None
     info = json.loads(json_path.read_text())
@@ -203,12 +204,6 @@ def write_split(
         "params": params,
         "manifest_sha256": manifest_sha256,
     }
-    _write_atomic(split_dir / "split.csv", split.table.to_csv(index=False))
-    _write_atomic(split_dir / "split.json", json.dumps(info, indent=2, sort_keys=True) + "\n")
-    return split_dir / "split.csv"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-        tmp.write(text)
-    os.replace(tmp.name, path)
+    write_atomic(split_dir / SPLIT_CSV, split.table.to_csv(index=False))
+    write_atomic(split_dir / SPLIT_JSON, json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return split_dir / SPLIT_CSV

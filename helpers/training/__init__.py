@@ -1,5 +1,5 @@
 """Training (03-05): tf.data pipelines, hardware, layer-wise Adam, fit with resume, precise
-BatchNorm, the two-stage transfer recipe and the metadata saved next to a model."""
+BatchNorm, the two-stage transfer recipe and the model card saved next to a model."""
 
 from helpers.training.batch_norm import (
     PreciseBatchNorm,
@@ -17,7 +17,7 @@ from helpers.training.data import (
 )
 from helpers.training.hardware import seed_everything, setup_hardware
 from helpers.training.loop import fit
-from helpers.training.metadata import holdout_metrics, training_metadata
+from helpers.training.metadata import holdout_metrics, model_card
 from helpers.training.optimizer import LayerwiseAdam, compile_classifier
 from helpers.training.transfer import backbone_features, features_dataset, set_backbone_trainable
 
@@ -35,11 +35,11 @@ __all__ = [
     "holdout_metrics",
     "make_dataset",
     "make_datasets",
+    "model_card",
     "read_split",
     "seed_everything",
     "set_backbone_trainable",
     "set_batch_norm_statistics",
     "setup_hardware",
     "split_labels",
-    "training_metadata",
 ]

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from helpers.formats import SPLIT_CSV, SPLIT_JSON, SPLITS
 from helpers.paths import is_url, project_path
 
-SPLITS = ("train", "val", "holdout")
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -30,9 +30,9 @@ def read_split(split_dir: str | os.PathLike) -> tuple[pd.DataFrame, list[dict]]:
     path), and the classes in output order as `[{"name", "wnid"}, ...]`.
     """
     split_dir = str(split_dir)
-    with tf.io.gfile.GFile(_join(split_dir, "split.json"), "r") as f:
+    with tf.io.gfile.GFile(_join(split_dir, SPLIT_JSON), "r") as f:
         info = json.load(f)
-    with tf.io.gfile.GFile(_join(split_dir, "split.csv"), "r") as f:
+    with tf.io.gfile.GFile(_join(split_dir, SPLIT_CSV), "r") as f:
         # wnid stays a string: ids like "n02085620" must not be parsed and empty means unknown.
         table = pd.read_csv(io.StringIO(f.read()), dtype=str, keep_default_na=False)
     classes = [{"name": c["name"], "wnid": c.get("wnid") or None} for c in info["classes"]]

@@ -1,16 +1,18 @@
-"""What goes next to a saved model: metadata.json (docs/formats.md) and held-out metrics."""
+"""What goes next to a trained model: its model card (metadata.json) and held-out metrics."""
 
 from __future__ import annotations
 
-import datetime
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from helpers import hashing
+from helpers.formats import SPLIT_CSV
+from helpers.model_card import ModelCard
 from helpers.models.builders import averaged_outputs
 from helpers.training.optimizer import compile_classifier
 
@@ -21,45 +23,35 @@ def file_sha256(path: str | os.PathLike) -> str:
         return hashing.file_sha256(f)
 
 
-def training_metadata(
+def model_card(
     *,
     name: str,
     classes: Sequence[dict],
     image_size: int,
     split_dir: str | os.PathLike,
-    backbone: str | None,
-    weights: str | None,
     params: dict,
     metrics: dict,
     training_seconds: float,
-    output: str = "logits",
-    preprocessing: str = "RGB float32 in [0, 255], squashed with bilinear antialiased resize",
-    version: str = "1",
-    provenance: str = "",
-    **extra,
-) -> dict:
-    """The metadata.json dict of docs/formats.md; the data hash is split.csv's sha256."""
-    if output not in ("logits", "probabilities"):
-        raise ValueError(f"output must be 'logits' or 'probabilities', not {output!r}")
-    return {
-        "name": name,
-        "version": version,
-        "created": datetime.date.today().isoformat(),
-        "task": "dog-breed",
-        "classes": [{"name": c["name"], "wnid": c.get("wnid") or None} for c in classes],
-        "image_size": int(image_size),
-        "output": output,
-        "preprocessing": preprocessing,
-        "backbone": backbone,
-        "weights": weights,
-        "params": params,
-        "data_manifest_sha256": file_sha256(f"{str(split_dir).rstrip('/')}/split.csv"),
-        # NumPy scalars (what Keras and sklearn return) are not JSON serializable.
-        "metrics": {k: v.item() if isinstance(v, np.generic) else v for k, v in metrics.items()},
-        "training_seconds": float(training_seconds),
-        "provenance": provenance,
-        **extra,
-    }
+    **fields: Any,
+) -> ModelCard:
+    """Return the card of a model trained here; the data hash is split.csv's sha256, and
+    `fields` are the card's other fields (backbone, weights, provenance, test_time_flip, ...)."""
+    return ModelCard(
+        name=name,
+        classes=[{"name": c["name"], "wnid": c.get("wnid") or None} for c in classes],
+        image_size=int(image_size),
+        params=_plain(params),
+        data_manifest_sha256=file_sha256(f"{str(split_dir).rstrip('/')}/{SPLIT_CSV}"),
+        metrics=_plain(metrics),
+        training_seconds=float(training_seconds),
+        **fields,
+    )
+
+
+def _plain(values: dict) -> dict:
+    """Return `values` with NumPy scalars (what Keras and sklearn return) as Python numbers, which
+    JSON can hold."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in values.items()}
 
 
 def holdout_metrics(

@@ -85,7 +85,7 @@ def test_dog_photo_is_answered_with_its_breed(client, service, dog_photo):
     assert body["answer"] == body["predictions"][0]["name"]
     probabilities = [p["probability"] for p in body["predictions"]]
     assert probabilities == sorted(probabilities, reverse=True) and len(probabilities) == 5
-    assert body["model"]["name"] == service.predictor.metadata["name"]
+    assert body["model"]["name"] == service.predictor.card.name
     assert body["image"]["format"] == "JPEG"
     assert set(body["timing_ms"]) >= {"decode", "inference", "total"}
     # The API and the shared Predictor give the same answer, through multipart as well.
@@ -321,7 +321,7 @@ def test_healthz_names_the_model(client, service):
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "ok"
-    assert body["model"]["name"] == service.predictor.metadata["name"]
+    assert body["model"]["name"] == service.predictor.card.name
 
 
 def _refs(node) -> list[str]:

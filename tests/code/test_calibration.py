@@ -16,6 +16,7 @@ from helpers.evaluation.calibration import (
     reliability_diagram,
     save_temperature,
 )
+from helpers.model_card import read_card
 
 
 def _calibrated_set(n: int = 20000, k: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -74,11 +75,15 @@ def test_save_temperature_changes_only_that_key(tmp_path):
         "output": "logits",
         "classes": [{"name": "Pug", "wnid": None}],
         "image_size": 8,
+        "created": "2026-01-02",
         "metrics": {"holdout": {"top1": 0.5}},
     }
     (tmp_path / "metadata.json").write_text(json.dumps(metadata))
+    before = read_card(tmp_path)
     save_temperature(tmp_path, 1.7)
-    assert json.loads((tmp_path / "metadata.json").read_text()) == {**metadata, "temperature": 1.7}
+    assert read_card(tmp_path) == before.replace(temperature=1.7)
+    written = json.loads((tmp_path / "metadata.json").read_text())
+    assert {k: written[k] for k in metadata} == metadata and written["temperature"] == 1.7
     assert [p.name for p in tmp_path.iterdir()] == ["metadata.json"]  # no temporary left
     with pytest.raises(ValueError):
         save_temperature(tmp_path, 0.0)

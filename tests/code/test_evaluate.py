@@ -15,7 +15,8 @@ from sklearn.metrics import (
     top_k_accuracy_score,
 )
 
-from helpers.evaluation import evaluate as ev
+from helpers import evaluation as ev
+from helpers.model_card import ModelCard
 
 
 @pytest.fixture(autouse=True)
@@ -228,8 +229,9 @@ def test_each_saved_model_gets_its_role_and_a_readable_label():
         "imagenet-efficientnet-lite2": ("imagenet", "ImageNet classifier (lite0)"),
     }
     for name, (role, label) in cases.items():
-        metadata = {"name": name, "backbone": "lite0"}
-        assert (ev.model_role(metadata), ev.model_label(metadata)) == (role, label)
+        card = ModelCard(name=name, classes=[{"name": "Pug", "wnid": None}], image_size=8,
+                         backbone="lite0")  # fmt: skip
+        assert (ev.model_role(card), ev.model_label(card)) == (role, label)
 
 
 def test_mcnemar_counts_the_disagreements_and_tests_them_as_coin_tosses():

@@ -13,7 +13,8 @@ import helpers
 HELPERS = Path(helpers.__file__).resolve().parent
 PROJECT = HELPERS.parent
 # Top-level modules every stage may use (the app included); the stages are subpackages.
-SHARED = {"atomic", "breeds", "hashing", "images", "kernel", "paths", "pipeline", "plots"}
+SHARED = {"atomic", "breeds", "formats", "hashing", "images", "kernel", "model_card", "original",
+          "paths", "pipeline", "plots"}  # fmt: skip
 APP_ALLOWED = {f"helpers.{name}" for name in SHARED} | {"helpers", "helpers.serving"}
 
 

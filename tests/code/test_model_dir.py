@@ -10,14 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from helpers.serving.model_dir import (
-    METADATA_FILE,
-    MODEL_FILE,
-    ModelDirError,
-    load_model_dir,
-    read_metadata,
-    save_model_dir,
-)
+from helpers.formats import METADATA_FILE, MODEL_FILE
+from helpers.model_card import ModelDirError, read_card
+from helpers.serving.model_dir import load_model_dir, save_model_dir
 
 
 def _model(seed: int) -> keras.Model:
@@ -38,13 +33,13 @@ def test_round_trip_keeps_predictions_and_metadata(tmp_path):
     x = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 3)).astype("float32")
     path = save_model_dir(tmp_path / "m", model, _metadata(metrics={"val_accuracy": 0.5}))
     assert sorted(p.name for p in path.iterdir()) == sorted([MODEL_FILE, METADATA_FILE])
-    loaded, meta = load_model_dir(path)
+    loaded, card = load_model_dir(path)
     np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), rtol=1e-6)
-    assert meta["classes"][1] == {"name": "Mudi", "wnid": None}
-    assert meta["metrics"] == {"val_accuracy": 0.5}
+    assert card.classes[1] == {"name": "Mudi", "wnid": None}
+    assert card.metrics == {"val_accuracy": 0.5}
     # defaults of docs/formats.md are filled in
-    assert meta["task"] == "dog-breed" and meta["weights"] is None and "created" in meta
-    assert json.loads((path / METADATA_FILE).read_text()) == meta
+    assert card.task == "dog-breed" and card.weights is None and card.created
+    assert json.loads((path / METADATA_FILE).read_text()) == card.to_dict()
 
 
 def test_overwrite_replaces_both_files_and_leaves_no_temp(tmp_path):
@@ -52,8 +47,8 @@ def test_overwrite_replaces_both_files_and_leaves_no_temp(tmp_path):
     save_model_dir(tmp_path / "m", _model(0), _metadata(name="first"))
     second = _model(1)
     save_model_dir(tmp_path / "m", second, _metadata(name="second"))
-    loaded, meta = load_model_dir(tmp_path / "m")
-    assert meta["name"] == "second"
+    loaded, card = load_model_dir(tmp_path / "m")
+    assert card.name == "second"
     np.testing.assert_allclose(loaded(x).numpy(), second(x).numpy(), rtol=1e-6)
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
@@ -76,7 +71,7 @@ def test_load_errors_are_clear(tmp_path):
         load_model_dir(tmp_path)
     (tmp_path / METADATA_FILE).write_text("{not json")
     with pytest.raises(ModelDirError, match="not valid JSON"):
-        read_metadata(tmp_path)
+        read_card(tmp_path)
     (tmp_path / METADATA_FILE).write_text(json.dumps(_metadata()))
     with pytest.raises(ModelDirError, match="no model.keras"):
         load_model_dir(tmp_path)

@@ -6,6 +6,7 @@ import pytest
 
 from helpers.paths import PROJECT_ROOT
 from helpers.pipeline import (
+    current_parameters,
     load_params,
     notebook_parameters,
     run,
@@ -122,3 +123,24 @@ def test_a_headless_run_writes_each_notebooks_outputs_to_a_log_file_as_they_come
     ]  # fmt: skip
     executed = nbformat.read(out / "01_tiny.ipynb", as_version=4)
     assert "epoch 3 done" in executed.cells[-1].outputs[0]["text"]
+
+
+def test_current_parameters_are_the_parameters_cells_names_with_the_runs_values(tmp_path):
+    import nbformat
+
+    book = nbformat.v4.new_notebook()
+    book.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    book.cells = [
+        nbformat.v4.new_markdown_cell("# tiny"),
+        nbformat.v4.new_code_cell(
+            "epochs = 2\nseed = 0  # fixed", metadata={"tags": ["parameters"]}
+        ),
+        nbformat.v4.new_code_cell("other = 1"),
+    ]
+    nbformat.write(book, tmp_path / "01_tiny.ipynb")
+    namespace = {"epochs": 5, "seed": 7, "other": 1, "np": object()}  # as papermill injected
+    assert current_parameters("01_tiny", namespace, tmp_path) == {"epochs": 5, "seed": 7}

@@ -2,6 +2,8 @@
 keeps every earlier photo in its split when photos are added."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pandas as pd
@@ -10,12 +12,12 @@ import pytest
 from helpers.split.assign import (
     ASSIGNMENT,
     SPLITS,
+    earlier_split,
     hash_point,
     make_split,
     moved_photos,
     near_duplicate_groups,
     nearest_distances,
-    read_split,
     split_counts,
     write_split,
 )
@@ -170,7 +172,7 @@ def test_bad_fractions_are_refused():
         make_split(_photos({"Beagle": 60}), fractions=(0.7, 0.2, 0.2))
 
 
-def test_write_split_writes_manifest_and_class_list_and_read_split_reads_it_back(tmp_path):
+def test_write_split_writes_manifest_and_class_list_and_earlier_split_reads_it_back(tmp_path):
     split = make_split(_photos({"Beagle": 60, "Pug": 60}), min_per_breed=10)
     params = {"fractions": [0.7, 0.2, 0.1], "salt": "doggo"}
     csv_path = write_split(split, tmp_path / "split", "data/raw", params, "abc")
@@ -182,14 +184,14 @@ def test_write_split_writes_manifest_and_class_list_and_read_split_reads_it_back
     assert info["fractions"] == {"train": 0.7, "val": 0.2, "holdout": 0.1}
     assert info["assignment"] == ASSIGNMENT
     assert not list((tmp_path / "split").glob("*.tmp"))
-    again = read_split(tmp_path / "split", [0.7, 0.2, 0.1], "doggo")
+    again = earlier_split(tmp_path / "split", [0.7, 0.2, 0.1], "doggo")
     pd.testing.assert_frame_equal(again, written)
     # An earlier split made with other settings or by another rule is not carried over.
-    assert read_split(tmp_path / "split", [0.8, 0.1, 0.1], "doggo") is None
-    assert read_split(tmp_path / "split", [0.7, 0.2, 0.1], "other") is None
+    assert earlier_split(tmp_path / "split", [0.8, 0.1, 0.1], "doggo") is None
+    assert earlier_split(tmp_path / "split", [0.7, 0.2, 0.1], "other") is None
     (tmp_path / "split" / "split.json").write_text(json.dumps({**info, "assignment": "hash"}))
-    assert read_split(tmp_path / "split", [0.7, 0.2, 0.1], "doggo") is None
-    assert read_split(tmp_path / "nothing", [0.7, 0.2, 0.1], "doggo") is None
+    assert earlier_split(tmp_path / "split", [0.7, 0.2, 0.1], "doggo") is None
+    assert earlier_split(tmp_path / "nothing", [0.7, 0.2, 0.1], "doggo") is None
 
 
 def test_links_keep_pairs_the_hash_missed_together():
@@ -205,3 +207,16 @@ def test_links_keep_pairs_the_hash_missed_together():
     )
     counts = split_counts(linked.table).loc["Beagle"]
     assert (counts - 90 * np.array([0.7, 0.2, 0.1])).abs().max() <= 2  # a pair may cost a photo
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_the_split_files_get_the_modes_the_umask_gives(tmp_path, umask):
+    # tempfile makes 0600 files; renamed into place they were unreadable to other users.
+    old = os.umask(umask)
+    try:
+        split = make_split(_photos({"Beagle": 20, "Pug": 20}), min_per_breed=10)
+        write_split(split, tmp_path / "split", "data/raw", {}, "abc")
+    finally:
+        os.umask(old)
+    for name in ("split.csv", "split.json"):
+        assert stat.S_IMODE((tmp_path / "split" / name).stat().st_mode) == 0o666 & ~umask

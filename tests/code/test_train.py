@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import importlib.util
 import json
 import os
@@ -321,59 +320,6 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path: Path) -> None:
 # custom loop (Keras 3.15's fit fails there, keras-team/keras#20585). Two workers on 127.0.0.1
 # train through it in
 # test_distributed.py::test_multi_worker_mirrored_strategy_with_two_local_workers.
-
-
-# ----------------------------------------------------------------------------------- metadata
-
-
-def test_training_metadata_has_the_documented_keys(tmp_path: Path) -> None:
-    split_dir = make_tinyset(tmp_path)
-    _, classes = data.read_split(split_dir)
-    meta = train.training_metadata(
-        name="simple-cnn",
-        classes=classes,
-        image_size=64,
-        split_dir=split_dir,
-        backbone=None,
-        weights=None,
-        params={"epochs": 1},
-        metrics={"val_accuracy": np.float32(0.5)},
-        training_seconds=1.5,
-    )
-    documented = {
-        "name",
-        "version",
-        "created",
-        "task",
-        "classes",
-        "image_size",
-        "output",
-        "preprocessing",
-        "backbone",
-        "weights",
-        "params",
-        "data_manifest_sha256",
-        "metrics",
-        "training_seconds",
-        "provenance",
-    }
-    assert documented <= set(meta)
-    expected_sha = hashlib.sha256((split_dir / "split.csv").read_bytes()).hexdigest()
-    assert meta["data_manifest_sha256"] == expected_sha
-    assert meta["task"] == "dog-breed" and meta["output"] == "logits"
-    assert [c["name"] for c in meta["classes"]] == [c["name"] for c in classes]
-    json.dumps(meta)  # serializable as metadata.json
-
-    # And helpers.serving.model_dir accepts it next to a model compiled with LayerwiseAdam.
-    from helpers.serving.model_dir import load_model_dir, save_model_dir
-
-    model = _transfer_model()
-    x, y = _arrays(size=16)
-    model.train_on_batch(x, y)
-    meta["image_size"] = 16
-    loaded, loaded_meta = load_model_dir(save_model_dir(tmp_path / "model", model, meta))
-    assert loaded_meta["data_manifest_sha256"] == expected_sha
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-5)
 
 
 def test_xla_is_off_by_default_under_several_replicas_and_always_off_without_a_gpu():

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from helpers.models.builders import averaged_outputs
-from helpers.serving.model_dir import ModelDirError, save_model_dir, validate_metadata
+from helpers.serving.model_dir import save_model_dir
 from helpers.serving.predict import Predictor
 from helpers.training.metadata import holdout_metrics
 from helpers.training.optimizer import compile_classifier
@@ -98,10 +98,3 @@ def test_predictor_applies_the_flip_its_metadata_asks_for(tmp_path, images, flip
     if flip:
         logits = (logits + numpy_logits(mirrored(images), kernel, bias)) / 2
     np.testing.assert_allclose(predictor.probabilities(images), softmax(logits / 2.0), atol=1e-5)
-
-
-def test_metadata_test_time_flip_must_be_a_boolean():
-    base = {"name": "m", "classes": [{"name": "a"}], "image_size": 8, "output": "logits"}
-    assert "test_time_flip" not in validate_metadata(base)
-    with pytest.raises(ModelDirError, match="test_time_flip"):
-        validate_metadata({**base, "test_time_flip": "yes"})
