@@ -78,7 +78,10 @@ def collect_images(
 ) -> CollectReport:
     """Download and validate up to `per_breed` images per breed into `out_dir`, resuming a run.
 
-    The source is asked for `per_breed * oversample` candidates to allow for rejects.
+    The source is asked for `per_breed * oversample` candidates to allow for rejects. A breed is
+    finished when it has `per_breed` kept images or every candidate is settled (the source had no
+    more: a fixed list, or a search recorded as exhausted in `out_dir`); re-running with the same
+    parameters then changes nothing, and a larger `per_breed` resumes it.
     """
     rules, policy = rules or ImageRules(), policy or FetchPolicy()
     out = Path(out_dir)
@@ -89,7 +92,8 @@ def collect_images(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         job = _Job(source, per_breed, rules, policy, pool, workers)
         for number, breed in enumerate(names, 1):
-            todo = state.todo(source.candidates(breed, math.ceil(per_breed * oversample)))
+            limit = math.ceil(per_breed * oversample)
+            todo = state.todo(source.candidates(breed, limit, record_in=out))
             desc = f"[{number}/{len(names)}] {breed}"
             # The bar clears itself and a summary line stays: a plain log of how each breed
             # went, the same on every run (a finished bar's rate and padding are not).

@@ -1,6 +1,7 @@
 """helpers.collect.scrape and helpers.collect.download against a real HTTP server on 127.0.0.1.
 
-Only the image-search call (DDGS) is faked; downloads, decoding and files are real.
+The image search is ddgs's own engine code reaching tests/code/searchserver.py, a stand-in for
+the search engine on 127.0.0.1; downloads, decoding and files are real.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from PIL import Image, ImageOps
 
 import helpers
 from helpers.breeds import parse_breed_folder
-from helpers.collect import sources
 from helpers.collect.download import FetchPolicy
 from helpers.collect.scrape import (
     COLUMNS,
@@ -35,7 +35,7 @@ from helpers.collect.scrape import (
     read_manifest,
     sample_paths,
 )
-from helpers.collect.sources import FolderSource, ImageSearchSource, ManifestSource
+from helpers.collect.sources import FolderSource, ManifestSource, SearchError
 
 PROJECT = Path(helpers.__file__).resolve().parents[1]
 FAST = FetchPolicy(timeout=0.5, total_timeout=1.0, max_bytes=1_000_000, retries=1, backoff=0.05)
@@ -99,22 +99,6 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def fake_search(monkeypatch: pytest.MonkeyPatch, results: dict[str, list[str]]) -> list:
-    """Replace DDGS with a fake serving `results[query]`; returns the list of calls made."""
-    calls: list[tuple[str, int]] = []
-
-    class FakeDDGS:
-        def __init__(self, **kwargs: object) -> None:
-            pass
-
-        def images(self, query: str, max_results: int) -> list[dict]:
-            calls.append((query, max_results))
-            return [{"image": url, "title": "a dog"} for url in results[query][:max_results]]
-
-    monkeypatch.setattr(sources, "DDGS", FakeDDGS)
-    return calls
-
-
 def manifest_rows(out: Path) -> dict[str, dict[str, str]]:
     with open(out / "manifest.csv", newline="") as f:
         reader = csv.DictReader(f)
@@ -126,6 +110,11 @@ def stored_files(out: Path) -> set[str]:
     return {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
 
 
+def file_hashes(out: Path) -> dict[str, str]:
+    """Return the sha256 of every file under `out`, by relative path."""
+    return {name: sha((out / name).read_bytes()) for name in stored_files(out)}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -134,7 +123,7 @@ def free_port() -> int:
 
 # ---------------------------------------------------------------- tests
 def test_collect_keeps_every_good_image_and_rejects_each_bad_one(
-    image_server, monkeypatch, tmp_path
+    image_server, search_server, tmp_path
 ):
     s = image_server
     first = jpeg(1)
@@ -169,16 +158,15 @@ def test_collect_keeps_every_good_image_and_rejects_each_bad_one(
         f"http://127.0.0.1:{free_port()}/x.jpg": ("failed", "connection_error"),
         "file:///etc/hostname": ("rejected", "bad_url"),
     }
-    calls = fake_search(monkeypatch, {"Beagle dog": [*good, *bad]})
+    search_server.serve("Beagle dog", [*good, *bad])
     out = tmp_path / "raw"
 
     start = time.monotonic()
     report = collect_images(
-        ImageSearchSource(), ["Beagle"], out, 20, rules=RULES, policy=FAST, progress=False
+        search_server.source(), ["Beagle"], out, 20, rules=RULES, policy=FAST, progress=False
     )
     elapsed = time.monotonic() - start
 
-    assert calls == [("Beagle dog", 60)]  # asked for more than per_breed, to allow for rejects
     rows = manifest_rows(out)
     order = [(r["breed"], r["url"]) for r in rows.values()]
     assert order == sorted(order)  # sorted, so thread timing cannot reorder the file
@@ -195,9 +183,11 @@ def test_collect_keeps_every_good_image_and_rejects_each_bad_one(
     assert s.bytes_sent["/huge-streamed"] < 20_000_000
     assert elapsed < 15  # the drip and the stall were cut short by the time caps
 
-    # Only the manifest and the kept images are on disk, each a bounded RGB JPEG named by sha.
+    # Only the manifest, the search's record and the kept images are on disk, each image a
+    # bounded RGB JPEG named by sha.
     kept_rows = [rows[u] for u in good]
-    assert stored_files(out) == {"manifest.csv"} | {r["path"] for r in kept_rows}
+    on_disk = {"manifest.csv", "search/beagle.json"} | {r["path"] for r in kept_rows}
+    assert stored_files(out) == on_disk
     for url, row in zip(good, kept_rows, strict=True):
         if good[url] is not None:
             assert row["sha256"] == sha(good[url])
@@ -223,17 +213,17 @@ def test_collect_keeps_every_good_image_and_rejects_each_bad_one(
         assert left.min() > 230  # transparency composited on white
 
 
-def test_output_does_not_depend_on_thread_count(image_server, monkeypatch, tmp_path):
+def test_output_does_not_depend_on_thread_count(image_server, search_server, tmp_path):
     s = image_server
     urls = [s.add(f"/{i}.jpg", jpeg(i)) for i in range(6)]
     urls.insert(1, s.add("/near0.jpg", near_copy(0)))  # a near copy right after its original
     urls.insert(4, s.add("/tiny.jpg", jpeg(50, (50, 50))))
-    fake_search(monkeypatch, {"Pug dog": urls})
+    search_server.serve("Pug dog", urls)
     outs = []
     for workers in (1, 8):
         out = tmp_path / f"w{workers}"
         collect_images(
-            ImageSearchSource(), ["Pug"], out, 4, rules=RULES, policy=FAST, workers=workers,
+            search_server.source(), ["Pug"], out, 4, rules=RULES, policy=FAST, workers=workers,
             progress=False,
         )  # fmt: skip
         outs.append(out)
@@ -251,19 +241,69 @@ def test_output_does_not_depend_on_thread_count(image_server, monkeypatch, tmp_p
     assert urls[6] not in rows  # fetched or not, beyond the target: not recorded
 
 
-def test_per_breed_cap_stops_fetching(image_server, monkeypatch, tmp_path, capsys):
+def test_per_breed_cap_stops_fetching(image_server, search_server, tmp_path, capsys):
     s = image_server
     urls = [s.add(f"/{i}.jpg", jpeg(i)) for i in range(10)]
-    calls = fake_search(monkeypatch, {"Akita dog": urls})
+    search_server.serve("Akita dog", urls)
     report = collect_images(
-        ImageSearchSource(), ["Akita"], tmp_path, 2, rules=RULES, policy=FAST, workers=2,
+        search_server.source(), ["Akita"], tmp_path, 2, rules=RULES, policy=FAST, workers=2,
         progress=True,
     )  # fmt: skip
-    assert calls == [("Akita dog", 6)]
+    assert [q for _, q, _ in search_server.requests] == ["Akita dog"]  # page 1 had enough
     assert report.counts["Akita"]["kept"] == 2 and report.fetched == 2
     assert [s.hits[f"/{i}.jpg"] for i in range(10)] == [1, 1] + [0] * 8
     assert len(list((tmp_path / "akita").glob("*.jpg"))) == 2
     assert "Akita" in capsys.readouterr().err  # the progress bar goes to stderr
+
+
+def test_a_rerun_changes_no_finished_breed_and_resumes_the_rest(
+    image_server, search_server, tmp_path, capsys
+):
+    s = image_server
+    found = {  # what the search finds on the first day: Akita has fewer photos than the target
+        "Akita": [s.add(f"/akita/{i}.jpg", jpeg(i)) for i in range(3)],
+        "Beagle": [s.add(f"/beagle/{i}.jpg", jpeg(10 + i)) for i in range(5)],
+        "Pug": [s.add(f"/pug/{i}.jpg", jpeg(20 + i)) for i in range(6)],
+    }
+    for breed, urls in found.items():
+        search_server.serve(f"{breed} dog", urls)
+    search_server.refuse("Beagle dog", 429, 99)  # the engine turns us away at Beagle
+    source, out = search_server.source(retries=1), tmp_path / "raw"
+
+    def collect(per_breed: int = 4):
+        return collect_images(source, found, out, per_breed, rules=RULES, policy=FAST,
+                              progress=False)  # fmt: skip
+
+    with pytest.raises(SearchError, match="Beagle dog.*re-run"):
+        collect()
+    assert "Beagle: image search page 1 failed (HTTP 429, rate limited); waiting" in (
+        capsys.readouterr().err
+    )
+    assert {r["breed"] for r in manifest_rows(out).values()} == {"Akita"}
+
+    search_server.refuse("Beagle dog", 429, 0)
+    search_server.requests.clear()
+    report = collect()  # resumes: Akita is finished (its search ran out), Beagle and Pug are not
+    assert {q for _, q, _ in search_server.requests} == {"Beagle dog", "Pug dog"}
+    assert {b: c["kept"] for b, c in report.counts.items()} == {"Akita": 3, "Beagle": 4, "Pug": 4}
+
+    # The next day the search finds other photos, in another order. A re-run with the same
+    # parameters searches nothing, fetches nothing and changes no file.
+    before = file_hashes(out)
+    for breed, urls in found.items():
+        extra = [s.add(f"/{breed}/new{i}.jpg", jpeg(40 + i)) for i in range(4)]
+        search_server.serve(f"{breed} dog", extra + urls[::-1])
+    search_server.requests.clear()
+    s.hits.clear()
+    again = collect()
+    assert again.fetched == 0 and search_server.requests == [] and sum(s.hits.values()) == 0
+    assert file_hashes(out) == before
+
+    # A larger target resumes the breeds below it, from the candidates the search recorded.
+    more = collect(per_breed=6)
+    assert {b: c["kept"] for b, c in more.counts.items()} == {"Akita": 3, "Beagle": 5, "Pug": 6}
+    kept = {u for u, r in manifest_rows(out).items() if r["status"] == "kept"}
+    assert kept == {u for urls in found.values() for u in urls}  # none of the next day's
 
 
 KILLED_RUN = """

@@ -1,40 +1,90 @@
-"""helpers.collect.sources on their own: search retries and errors, and picking a source by name.
+"""helpers.collect.sources on their own: search paging, rate limits and records, and picking a
+source by name.
 
+The image search runs ddgs's own engine code against tests/code/searchserver.py on 127.0.0.1.
 Collecting from each source (downloads and checks) is tested in test_scrape.py.
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from ddgs.exceptions import DDGSException, RatelimitException
+from searchserver import SearchServer
 
 from helpers.collect import sources
-from helpers.collect.sources import ImageSearchSource, ManifestSource, SearchError
+from helpers.collect.sources import ManifestSource, SearchError
 
 
-def test_image_search_backs_off_then_explains_failure(monkeypatch):
-    outcomes: list[object] = []
+def offsets(server: SearchServer, query: str) -> list[int]:
+    """Return the result offsets (`s`) the server was asked for, in order, for `query`."""
+    return [offset for path, q, offset in server.requests if q == query]
 
-    class FlakyDDGS:
-        def __init__(self, **kwargs: object) -> None:
-            pass
 
-        def images(self, query: str, max_results: int) -> list[dict]:
-            result = outcomes.pop(0)
-            if isinstance(result, Exception):
-                raise result
-            return result
+def test_image_search_pages_until_the_limit_or_the_results_run_out(search_server):
+    urls = [f"https://photos.example/pug/{i}.jpg" for i in range(250)]
+    search_server.serve("Pug dog", urls)
+    source = search_server.source()
+    assert [c.url for c in source.candidates("Pug", 220)] == urls[:220]
+    assert offsets(search_server, "Pug dog") == [0, 100, 200]  # pages 1 to 3, 100 a page
+    search_server.requests.clear()
+    assert [c.url for c in source.candidates("Pug", 1200)] == urls  # page 4 is empty: the end
+    assert offsets(search_server, "Pug dog") == [0, 100, 200, 300]
 
-    monkeypatch.setattr(sources, "DDGS", FlakyDDGS)
-    source = ImageSearchSource(retries=2, backoff=0.01)
-    found = [{"image": "http://x/1.jpg"}, {"image": "http://x/1.jpg"}, {"title": "no url"}]
-    outcomes[:] = [RatelimitException("202 Ratelimit"), RatelimitException("again"), found]
-    assert [c.url for c in source.candidates("Pug", 5)] == ["http://x/1.jpg"]
-    outcomes[:] = [DDGSException("No results found.")]
-    assert source.candidates("Pug", 5) == []
-    outcomes[:] = [RatelimitException("202 Ratelimit")] * 3
-    with pytest.raises(SearchError, match="Pug dog.*re-run"):
-        source.candidates("Pug", 5)
+    # An engine that serves its first page again past the end: a page with no new URL ends it.
+    search_server.serve("Akita dog", urls[:200] + urls[:100])
+    assert [c.url for c in source.candidates("Akita", 1200)] == urls[:200]
+    assert offsets(search_server, "Akita dog") == [0, 100, 200]
+
+
+def test_a_rate_limit_is_waited_out_and_said_not_taken_for_no_photos(search_server, capsys):
+    urls = [f"https://photos.example/beagle/{i}.jpg" for i in range(150)]
+    search_server.serve("Beagle dog", urls)
+    search_server.refuse("Beagle dog", 429, 2)
+    source = search_server.source(retries=3)
+    assert [c.url for c in source.candidates("Beagle", 500)] == urls
+    said = capsys.readouterr().err.splitlines()
+    assert said == [
+        "Beagle: image search page 1 failed (HTTP 429, rate limited); waiting 0.01 s, "
+        "then retry 1 of 3",
+        "Beagle: image search page 1 failed (HTTP 429, rate limited); waiting 0.02 s, "
+        "then retry 2 of 3",
+    ]
+    assert offsets(search_server, "Beagle dog") == [0, 0, 0, 100, 200]  # 200: empty, the end
+
+    search_server.refuse("Beagle dog", 403, 99)
+    with pytest.raises(SearchError, match=r"'Beagle dog' page 1 failed 4 times \(HTTP 403.*re-run"):
+        source.candidates("Beagle", 500)
+
+    # A search that finds nothing is believed at once: one request, no wait, no candidates.
+    capsys.readouterr()
+    assert source.candidates("Azawakh", 50) == []
+    assert offsets(search_server, "Azawakh dog") == [0]
+    assert capsys.readouterr().err == ""
+
+
+def test_a_recorded_search_is_not_repeated_and_resumes_where_it_stopped(search_server, tmp_path):
+    urls = [f"https://photos.example/pug/{i}.jpg" for i in range(300)]
+    search_server.serve("Pug dog", urls)
+    source = search_server.source(retries=1)
+    assert len(source.candidates("Pug", 100, record_in=tmp_path)) == 100  # page 1 recorded
+    search_server.refuse("Pug dog", 429, 99)
+    with pytest.raises(SearchError, match="page 2"):
+        source.candidates("Pug", 250, record_in=tmp_path)
+    record = json.loads((tmp_path / "search" / "pug.json").read_text())
+    assert (record["pages"], record["exhausted"], record["urls"]) == (1, False, urls[:100])
+
+    search_server.refuse("Pug dog", 429, 0)
+    search_server.requests.clear()
+    assert [c.url for c in source.candidates("Pug", 250, record_in=tmp_path)] == urls[:250]
+    assert offsets(search_server, "Pug dog") == [100, 200]  # on from page 2, not page 1 again
+
+    # The web changes; the recorded search does not, until a larger limit asks for more.
+    search_server.serve("Pug dog", list(reversed(urls)))
+    search_server.requests.clear()
+    assert [c.url for c in source.candidates("Pug", 250, record_in=tmp_path)] == urls[:250]
+    assert search_server.requests == []
+    assert [c.url for c in source.candidates("Pug", 250)][:2] == urls[:-3:-1]  # unrecorded
 
 
 def test_make_source_picks_the_named_source_and_checks_its_path(tmp_path):
@@ -68,16 +118,12 @@ def test_manifest_source_resolves_relative_urls_against_its_base_url(tmp_path):
     )
 
 
-def test_search_candidates_carry_the_imagenet_wnid_of_their_akc_breed(monkeypatch):
-    class OneResultDDGS:
-        def __init__(self, **kwargs: object) -> None:
-            pass
-
-        def images(self, query: str, max_results: int) -> list[dict]:
-            return [{"image": f"http://x/{query}.jpg"}]
-
-    monkeypatch.setattr(sources, "DDGS", OneResultDDGS)
-    source = ImageSearchSource(retries=0)
+def test_search_candidates_carry_the_imagenet_wnid_of_their_akc_breed(search_server):
+    breeds = ["Alaskan Malamute", "German Shepherd Dog", "Poodle", "Beagle"]
+    breeds += ["American Eskimo Dog", "Azawakh"]
+    for breed in breeds:
+        search_server.serve(f"{breed} dog", [f"https://photos.example/{breed}.jpg"])
+    source = search_server.source()
     # The shared folders: n02110063-malamute, n02106662-German_shepherd, n02113799-standard_poodle
     assert source.candidates("Alaskan Malamute", 1)[0].wnid == "n02110063"
     assert source.candidates("German Shepherd Dog", 1)[0].wnid == "n02106662"
