@@ -30,25 +30,38 @@ def current_umask() -> int:
     return mask
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+TEMP_SUFFIX = ".tmp"  # what a write interrupted by a crash leaves behind: ".<name>.<random>.tmp"
+
+
+def write_atomic(path: str | os.PathLike, data: bytes | str, *, sync: bool = True) -> Path:
     """Write `data` to `path` so readers see the old or the new content, never a part; return it.
 
-    The file ends with mode `0o666 & ~umask`, as `open(path, "w")` would create it.
+    The file ends with mode `0o666 & ~umask`, as `open(path, "w")` would create it. With `sync`
+    the data reaches the disk before the rename (a manifest); without, a crash may lose the file
+    but never leaves a part of it under its name (one of many photos, cheaper).
     """
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    descriptor, name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent
+    )
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
+            if sync:
+                file.flush()
+                os.fsync(file.fileno())
         os.chmod(name, 0o666 & ~current_umask())
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
     return path
+
+
+def leftover_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Return the temporary files interrupted `write_atomic` calls left in `folder`, sorted."""
+    return sorted(p for p in Path(folder).glob(f".*{TEMP_SUFFIX}") if p.is_file())
 
 
 @contextmanager

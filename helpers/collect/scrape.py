@@ -12,7 +12,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 from tqdm import tqdm
 
+from helpers.atomic import leftover_temporaries, write_atomic
 from helpers.breeds import breed_slug
 from helpers.collect.download import Candidate, FetchPolicy, ImageRules, Outcome, evaluate
 from helpers.collect.sources import Source
@@ -39,7 +39,6 @@ COLUMNS = (
 )  # fmt: skip
 # Manifests written before the mirror hash existed; read by filling it in from the kept files.
 _COLUMNS_V1 = tuple(c for c in COLUMNS if c != "phash_mirror")
-_TMP_PREFIX = ".tmp-"
 
 
 @dataclass
@@ -207,7 +206,8 @@ def _settle(outcome: Outcome, shas: set, hashes: list, rules: ImageRules, out: P
     row = _row(outcome)
     if row["path"] and not (out / row["path"]).is_file():
         assert outcome.jpeg is not None  # a row has a path only for a kept photo, which has one
-        _atomic_write(out / row["path"], outcome.jpeg)
+        (out / row["path"]).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out / row["path"], outcome.jpeg, sync=False)
     return row
 
 
@@ -220,29 +220,13 @@ def _row(o: Outcome) -> dict[str, str]:
     return {**row, "status": o.status, "reason": o.reason, "path": path}
 
 
-def _atomic_write(path: Path, data: bytes, *, sync: bool = False) -> None:
-    """Write to a temp file beside `path` and rename it, so a crash never leaves a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_manifest(out: Path, rows: Iterable[dict[str, str]]) -> None:
     """Rewrite the whole manifest atomically, rows sorted so thread timing cannot reorder it."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(sorted(rows, key=lambda r: (r["breed"], r["url"])))
-    _atomic_write(out / MANIFEST, buffer.getvalue().encode("utf-8"), sync=True)
+    write_atomic(out / MANIFEST, buffer.getvalue())
 
 
 def _load_rows(out: Path) -> list[dict[str, str]]:
@@ -268,13 +252,14 @@ def _with_mirror_hash(out: Path, row: dict[str, str]) -> dict[str, str]:
 def _remove_orphans(out: Path, rows: dict, breeds: Sequence[str]) -> None:
     """Delete temp files and images no manifest row refers to (left by a killed run)."""
     referenced = {out / r["path"] for r in rows.values() if r["path"]}
-    for tmp in out.glob(f"{_TMP_PREFIX}*"):
+    for tmp in leftover_temporaries(out):
         tmp.unlink(missing_ok=True)
     for breed in breeds:
         folder = out / breed_slug(breed)
+        temporaries = set(leftover_temporaries(folder))
         for path in folder.glob("*") if folder.is_dir() else ():
             orphan = path.suffix == ".jpg" and len(path.stem) == 64 and path not in referenced
-            if orphan or path.name.startswith(_TMP_PREFIX):
+            if orphan or path in temporaries:
                 path.unlink()
 
 

@@ -12,6 +12,7 @@ import io
 import os
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -495,3 +496,22 @@ def test_a_manifest_without_mirror_hashes_is_read_by_filling_them_in(image_serve
     assert list(again.columns) == list(COLUMNS)
     assert again["phash_mirror"].tolist() == current["phash_mirror"].tolist()
     assert again["phash_mirror"].str.len().eq(16).all()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_photos_and_the_manifest_get_the_modes_the_umask_gives(tmp_path, umask):
+    # tempfile makes 0600 files: renamed into place, a data set built by root was unreadable to
+    # the user who trains on it (or the container's non-root worker).
+    root = tmp_path / "dogs" / "n02085620-Chihuahua"
+    root.mkdir(parents=True)
+    for i in range(2):
+        (root / f"n02085620_{i}.jpg").write_bytes(jpeg(i))
+    source = FolderSource(tmp_path / "dogs")
+    old = os.umask(umask)
+    try:
+        collect_images(source, source.breeds(), tmp_path / "raw", 10, rules=RULES, progress=False)
+    finally:
+        os.umask(old)
+    files = [p for p in (tmp_path / "raw").rglob("*") if p.is_file()]
+    assert len(files) == 3  # two photos and the manifest, no temporary left
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o666 & ~umask}
