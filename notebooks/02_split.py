@@ -37,6 +37,8 @@ near_duplicate_threshold = 10  # mirror-aware perceptual-hash bits under which p
 min_per_breed = 50  # breeds with fewer kept photos are excluded (and listed below)
 salt = "doggo"  # changes the order groups are assigned in; keep it fixed once a split is in use
 leak_correlation = 0.93  # thumbnail correlation at which the independent check calls a leak
+copies_across_breeds = "drop"  # "drop": a photo listed under two breeds leaves the data set (its
+#   labels conflict); "keep": it stays, in one split, under both labels
 
 # %% [markdown] tags=[]
 # We read the manifest that `01_scrape` wrote and keep the photos that passed every check.
@@ -57,6 +59,7 @@ from helpers.split import (
     SPLITS,
     assign_splits,
     correlated_cross_split_pairs,
+    cross_breed_copies,
     earlier_split,
     make_split,
     moved_photos,
@@ -185,6 +188,41 @@ if copied:
 # missed copy would leak.
 
 # %% [markdown] tags=[]
+# ## One photo, two breeds
+#
+# A group keeps copies in one split, but a copy listed under two breeds also carries two labels,
+# and at most one is right: training on both teaches the model that the photo is either breed.
+# We find such photos with the independent thumbnail check (the same pixels, the mirror image
+# allowed, under another breed) rather than the groups, which also join unrelated look-alikes.
+# Predict before you run: how many of the three cross-breed copies planted by 01's demo site will
+# it find, and how many unrelated pairs?
+
+# %% tags=[]
+conflicts = cross_breed_copies(kept, [raw / p for p in kept["path"]], leak_correlation)
+print(f"{len(conflicts)} photos have a copy under another breed")
+if len(conflicts):
+    pair = [tuple(sorted(ab)) for ab in zip(conflicts["path_a"], conflicts["path_b"], strict=True)]
+    once = conflicts.assign(pair=pair).drop_duplicates("pair")  # each pair once, not both ways
+    print(once[["breed_a", "breed_b", "correlation"]].round(3).to_string(index=False))
+    fig = image_grid([raw / p for p in conflicts["path_a"]], list(conflicts["breed_a"]), ncols=6)
+if copied:
+    breed_of = site.drop_duplicates("url").set_index("url")["breed"]
+    across = copies[[breed_of[c.original] != c.breed for c in copies.itertuples()]]
+    flagged = set(kept.loc[kept["path"].isin(conflicts["path_a"]), "url"])
+    assert set(across["url"]) | set(across["original"]) == flagged, flagged
+    print(f"All {len(across)} planted cross-breed copies are found, with their originals, "
+          "and nothing else.")  # fmt: skip
+if copies_across_breeds == "drop":
+    kept = kept[~kept["path"].isin(conflicts["path_a"])].reset_index(drop=True)
+    print(f"Dropped all {len(conflicts)}: {len(kept)} photos of {kept['breed'].nunique()} breeds "
+          "remain.")  # fmt: skip
+
+# %% [markdown] tags=[]
+# Both photos of a pair go: which of the two labels is right would take a person to decide (the
+# demo's copies are of a Chihuahua listed as an Eskimo Dog, and so on), and a few photos fewer
+# cost less than a confident wrong label. Set `copies_across_breeds = "keep"` to keep them.
+
+# %% [markdown] tags=[]
 # ## The split: stratified, and stable when photos are added
 #
 # A hash of each group's key (the smallest sha256 among its photos, salted) puts the groups in
@@ -297,8 +335,11 @@ print(f"Highest correlation of any photo with another split: {best.max():.2f}")
 # another split and run the same check on that table.
 
 # %% tags=[]
-# The photo of a multi-photo group that correlates most with its twin is moved.
-closest = groups_table["correlation"].idxmax() if len(groups_table) else None
+# The photo of a multi-photo group (still whole after the drop) that correlates most with its
+# twin is moved.
+remaining = kept.groupby("group_label").size()
+whole = [i for i, g in enumerate(multi) if remaining.get(g, 0) > 1]
+closest = groups_table.loc[whole, "correlation"].idxmax() if whole else None
 if closest is not None:
     victim_path = kept.loc[kept["group_label"] == multi[closest], "path"].iloc[0]
     planted = split.table.copy()
@@ -339,6 +380,8 @@ print(f"Wrote {shown_path(out)}: {len(split.table)} photos, {len(split.classes)}
 #   split (the exception: a new photo bridging two groups), as long as `split.csv` is kept.
 # - An independent check, thumbnail correlation, finds 0 cross-split pairs in the final split
 #   (any copy it finds the hash missed is linked first, and listed), and finds the leak we planted.
+# - A photo listed under two breeds (found by the same thumbnail check) carries a wrong label:
+#   it and its copy are dropped by default and listed.
 # - Breeds too small to learn from are excluded by a parameter and listed, never dropped silently.
 
 # %% [markdown] tags=[]
@@ -350,6 +393,7 @@ print(f"Wrote {shown_path(out)}: {len(split.table)} photos, {len(split.classes)}
 # 4. What does "stratified" promise per breed, and how does the rule in `assign_splits` keep it?
 # 5. Why must the leak check use a different method from the one that built the groups?
 # 6. What keeps a photo in its split when more photos are scraped later, and when can it move?
+# 7. A photo is listed under two breeds: why is it dropped rather than kept in one split?
 
 # %% [markdown] tags=[]
 # ## Exercises

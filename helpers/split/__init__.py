@@ -14,6 +14,7 @@ from helpers.split.assign import (
 )
 from helpers.split.leaks import (
     correlated_cross_split_pairs,
+    cross_breed_copies,
     nearest_in_other_splits,
     thumbnail_vectors,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "SPLITS",
     "assign_splits",
     "correlated_cross_split_pairs",
+    "cross_breed_copies",
     "make_split",
     "moved_photos",
     "near_duplicate_groups",

@@ -40,7 +40,8 @@ def nearest_in_other_splits(
     plain: np.ndarray, mirrored: np.ndarray, splits: Sequence[str], chunk: int = 1024
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return, per photo, the highest correlation of its thumbnail with any photo's thumbnail or
-    mirror image in another split, and that photo's index (-1 when no other split exists)."""
+    mirror image in another split (or other label: a breed), and that photo's index (-1 when no
+    other split exists)."""
     labels = np.asarray(splits)
     best = np.full(len(plain), -1.0)
     partner = np.full(len(plain), -1)
@@ -59,16 +60,31 @@ def correlated_cross_split_pairs(
 ) -> pd.DataFrame:
     """Return each photo whose thumbnail correlates at `threshold` or more with a photo (or its
     mirror image) in another split, with that photo: leaks. `paths` are the rows' image files."""
+    return _correlated_across(table, paths, "split", threshold)
+
+
+def cross_breed_copies(
+    table: pd.DataFrame, paths: Sequence[str | os.PathLike], threshold: float = LEAK_CORRELATION
+) -> pd.DataFrame:
+    """Return each photo whose thumbnail correlates at `threshold` or more with a photo (or its
+    mirror image) listed under another breed, with that photo: one photo, two conflicting
+    labels (image search mislabels). `paths` are the rows' image files."""
+    return _correlated_across(table, paths, "breed", threshold)
+
+
+def _correlated_across(
+    table: pd.DataFrame, paths: Sequence[str | os.PathLike], column: str, threshold: float
+) -> pd.DataFrame:
     plain, mirrored = thumbnail_vectors(paths)
-    best, partner = nearest_in_other_splits(plain, mirrored, table["split"].to_numpy())
-    leak = np.nonzero(best >= threshold)[0]
-    names, splits = table["path"].to_numpy(), table["split"].to_numpy()
+    best, partner = nearest_in_other_splits(plain, mirrored, table[column].to_numpy())
+    found = np.nonzero(best >= threshold)[0]
+    names, labels = table["path"].to_numpy(), table[column].to_numpy()
     return pd.DataFrame(
         {
-            "path_a": names[leak],
-            "split_a": splits[leak],
-            "path_b": names[partner[leak]],
-            "split_b": splits[partner[leak]],
-            "correlation": best[leak],
+            "path_a": names[found],
+            f"{column}_a": labels[found],
+            "path_b": names[partner[found]],
+            f"{column}_b": labels[partner[found]],
+            "correlation": best[found],
         }
     )

@@ -8,7 +8,12 @@ import pytest
 from PIL import Image, ImageOps
 
 from helpers.split import SPLITS
-from helpers.split.leaks import LEAK_CORRELATION, correlated_cross_split_pairs, thumbnail_vectors
+from helpers.split.leaks import (
+    LEAK_CORRELATION,
+    correlated_cross_split_pairs,
+    cross_breed_copies,
+    thumbnail_vectors,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,3 +64,22 @@ def test_thumbnails_are_unit_length_and_a_flat_image_correlates_with_nothing(pho
     plain, mirrored = thumbnail_vectors([photos[0], flat])
     assert plain.shape == mirrored.shape == (2, 256)
     assert abs(float(plain[0] @ plain[0]) - 1) < 1e-5 and float(plain[1] @ plain[1]) == 0
+
+
+def test_a_photo_listed_under_two_breeds_is_found_and_its_look_alikes_are_not(photos, tmp_path):
+    # Two breeds' photos; a mirrored copy of a photo of the first listed under the second.
+    copy = tmp_path / "copy.jpg"
+    with Image.open(photos[3]) as image:
+        ImageOps.mirror(image.convert("RGB")).save(copy, quality=85)
+    paths = [*photos, copy]
+    breeds = [p.parent.name for p in photos] + [photos[-1].parent.name]
+    table = pd.DataFrame({"path": [str(p) for p in paths], "breed": breeds})
+    found = cross_breed_copies(table, paths)
+    assert set(found["path_a"]) == {str(photos[3]), str(copy)}
+    assert set(zip(found["breed_a"], found["breed_b"], strict=True)) == {
+        (breeds[3], breeds[-1]),
+        (breeds[-1], breeds[3]),
+    }
+    # The same copy under its own breed is a within-breed duplicate, 01's business, not this.
+    table.loc[len(photos), "breed"] = breeds[3]
+    assert cross_breed_copies(table, paths).empty
