@@ -1,4 +1,4 @@
-"""Serving a model (the app, `python -m helpers.serving.predict`, and 03-06 saving and loading
+"""Serving a model (the app, `python -m helpers.serving`, and 03-06 saving and loading
 model directories): everything app/ imports from helpers besides the shared top-level modules."""
 
 from helpers.model_card import ModelCard, read_card

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
 
 from helpers.formats import MODEL_FILE
 from helpers.model_card import ModelCard, ModelDirError, read_card
-from helpers.models import weights_file
-from helpers.models.backbones import build_imagenet_classifier, get_backbone
-from helpers.models.imagenet import NUM_CLASSES, dog_classes
 from helpers.paths import MODELS_DIR
+
+if TYPE_CHECKING:  # Keras loads when a model is built or checked, not on import
+    import keras
 
 # Lite2: on 1,200 Stanford Dogs photos (the first 10 per breed), top-1 over the 120 breeds was
 # 82.5% / 83.8% / 84.0% for Lite0/1/2, at ~60 / 33 / 27 images/s (batch 32, 2 shared CPU cores);
@@ -52,6 +52,11 @@ def default_dir_name(variant: str = DEFAULT_VARIANT) -> str:
 
 def build_default_model(variant: str = DEFAULT_VARIANT) -> keras.Model:
     """Return the ImageNet classifier with its 1000 probabilities summed into 121 dogs + other."""
+    import keras
+
+    from helpers.models.backbones import build_imagenet_classifier
+    from helpers.models.imagenet import NUM_CLASSES, dog_classes
+
     classifier = build_imagenet_classifier(f"efficientnet_{variant}")
     dogs = [c["index"] for c in dog_classes()]
     # A fixed 0/1 matrix: dog class i keeps its probability, every other class adds to the last.
@@ -68,6 +73,9 @@ def build_default_model(variant: str = DEFAULT_VARIANT) -> keras.Model:
 
 def default_card(variant: str = DEFAULT_VARIANT) -> ModelCard:
     """Return the model card of the default model."""
+    from helpers.models import get_backbone, weights_file
+    from helpers.models.imagenet import dog_classes
+
     backbone = get_backbone(f"efficientnet_{variant}")
     weights = weights_file(variant)
     classes = [{"name": c["name"], "wnid": c["wnid"]} for c in dog_classes()]

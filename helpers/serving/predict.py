@@ -1,6 +1,6 @@
 """Predict dog breeds with a saved model directory; shared by the CLI, the app and the notebooks.
 
-Usage: `python -m helpers.serving.predict [--model DIR] [--top-k K] [--json] PATH...`
+Usage: `python -m helpers.serving [--model DIR] [--top-k K] [--json] PATH...`
 """
 
 from __future__ import annotations
@@ -211,7 +211,7 @@ def collect_paths(inputs: Iterable[str | Path]) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the prediction CLI; return 0 if every file was predicted, 1 if some failed."""
-    parser = argparse.ArgumentParser(prog="python -m helpers.serving.predict", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m helpers.serving", description=__doc__)
     parser.add_argument("paths", nargs="+", help="image files or folders")
     parser.add_argument("--model", help="saved model directory (default: best trained, else "
                         "the embedded ImageNet model)")  # fmt: skip
@@ -229,7 +229,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failed:
         print(f"{failed} of {len(files)} files could not be read", file=sys.stderr)
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

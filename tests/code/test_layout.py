@@ -183,3 +183,17 @@ def test_every_subpackage_says_what_it_exports():
             and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)
         ]
         assert names, f"{init} has no __all__"
+
+
+def test_importing_what_the_app_imports_loads_no_tensorflow():
+    # The app's process and `python -m helpers.serving --help` start without the seconds
+    # TensorFlow takes; it loads when a model is.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, helpers.serving, helpers.model_card, helpers.formats, helpers.original; "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -7,8 +7,6 @@ import hashlib
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -100,13 +98,3 @@ def test_update_card_changes_the_given_fields_only_and_keeps_the_umask_mode(tmp_
     with pytest.raises(ModelDirError, match="temperature"):
         update_card(tmp_path, temperature=0.0)
     assert read_card(tmp_path).temperature == 0.8  # a refused change writes nothing
-
-
-def test_file_names_cards_and_the_originals_figures_load_without_tensorflow():
-    # The app's model list and tools read cards; loading TensorFlow for that costs seconds.
-    code = (
-        "import sys, helpers.formats, helpers.model_card, helpers.original; "
-        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

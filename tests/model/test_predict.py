@@ -1,10 +1,12 @@
-"""The embedded default model, the Predictor and the `python -m helpers.serving.predict` CLI."""
+"""The embedded default model, the Predictor and the `python -m helpers.serving` CLI."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -158,3 +160,9 @@ def test_best_model_dir_finds_models_in_nested_folders(tmp_path):
     _fake_model_dir(tmp_path / "full", "xception", {"holdout_accuracy": 0.6})
     best = _fake_model_dir(tmp_path / "bench", "efficientnet", {"holdout_accuracy": 0.9})
     assert best_model_dir(tmp_path) == best
+
+
+def test_the_cli_starts_as_python_dash_m_helpers_serving_without_warnings():
+    out = subprocess.run([sys.executable, "-m", "helpers.serving", "--help"],
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    assert out.stdout.startswith("usage: python -m helpers.serving") and out.stderr == ""
