@@ -96,22 +96,25 @@ def test_a_learner_who_edits_the_parameters_cell_gets_what_they_edited(path):
     assert json.loads(path.read_text())["metadata"]["kernelspec"]["name"] == "doggo"
 
 
+def write_tiny_notebook(path, parameters: str, *code: str) -> None:
+    """Write a notebook in the python3 kernel: a parameters cell, then code cells."""
+    import nbformat
+
+    book = nbformat.v4.new_notebook()
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                   "language": "python"}  # fmt: skip
+    book.cells = [nbformat.v4.new_code_cell(parameters, metadata={"tags": ["parameters"]}),
+                  *(nbformat.v4.new_code_cell(c) for c in code)]  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(book, path)
+
+
 def test_a_headless_run_writes_each_notebooks_outputs_to_a_log_file_as_they_come(tmp_path):
     import nbformat
 
     notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    book = nbformat.v4.new_notebook()
-    book.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    book.cells = [
-        nbformat.v4.new_code_cell("epochs = 2", metadata={"tags": ["parameters"]}),
-        nbformat.v4.new_code_cell("for e in range(epochs):\n    print(f'epoch {e + 1} done')"),
-    ]
-    nbformat.write(book, notebooks / "01_tiny.ipynb")
+    write_tiny_notebook(notebooks / "01_tiny.ipynb", "epochs = 2",
+                        "for e in range(epochs):\n    print(f'epoch {e + 1} done')")  # fmt: skip
     params = tmp_path / "tiny.yaml"
     params.write_text("name: tiny\nkernel: python3\nnotebooks:\n  01_tiny:\n    epochs: 3\n")
     out = run(
@@ -126,21 +129,6 @@ def test_a_headless_run_writes_each_notebooks_outputs_to_a_log_file_as_they_come
 
 
 def test_current_parameters_are_the_parameters_cells_names_with_the_runs_values(tmp_path):
-    import nbformat
-
-    book = nbformat.v4.new_notebook()
-    book.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    book.cells = [
-        nbformat.v4.new_markdown_cell("# tiny"),
-        nbformat.v4.new_code_cell(
-            "epochs = 2\nseed = 0  # fixed", metadata={"tags": ["parameters"]}
-        ),
-        nbformat.v4.new_code_cell("other = 1"),
-    ]
-    nbformat.write(book, tmp_path / "01_tiny.ipynb")
+    write_tiny_notebook(tmp_path / "01_tiny.ipynb", "epochs = 2\nseed = 0  # fixed", "other = 1")
     namespace = {"epochs": 5, "seed": 7, "other": 1, "np": object()}  # as papermill injected
     assert current_parameters("01_tiny", namespace, tmp_path) == {"epochs": 5, "seed": 7}
