@@ -422,7 +422,10 @@ def _listing() -> set[str]:
     return {*os.listdir(tempfile.gettempdir()), *os.listdir(os.getcwd())}
 
 
-def test_uploads_are_never_written_to_disk(client, dog_photo, tmp_path):
+def test_uploads_are_never_written_to_disk(client, dog_photo, tmp_path, monkeypatch):
+    # A temporary folder of the test's own: other processes' files in /tmp come and go.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
     # Positive controls: the recorder sees a plain write and Werkzeug's default spooling of a
     # big multipart upload to a temporary file, which the app's request class must avoid.
     assert _disk_writes(lambda: (tmp_path / "x").write_text("x"))
