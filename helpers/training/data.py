@@ -232,7 +232,8 @@ def fast_dataset(
     # Shards hold manifest order (breeds in turn): interleaving many mixes breeds before the
     # shuffle buffer; unshuffled splits read one shard after the other.
     ds = files.interleave(
-        tf.data.TFRecordDataset,
+        # Records are whole photos (268 kB at 299 px): read in large chunks.
+        lambda path: tf.data.TFRecordDataset(path, buffer_size=8 << 20),
         cycle_length=min(len(shards), 64) if shuffle else 1,
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
