@@ -93,7 +93,7 @@ def _clear(folder: Path) -> None:
     """Remove a stale cache's shards and info, and nothing else in the folder."""
     if folder.is_dir():
         for path in folder.iterdir():
-            if path.name == INFO or path.name.endswith((".tfrecord", ".tfrecord.tmp")):
+            if path.name == INFO or path.name.endswith((".tfrecord", ".tmp")):
                 path.unlink()
 
 
@@ -105,12 +105,22 @@ def _write_shard(path: Path, rows: pd.DataFrame, decode, bar: tqdm) -> None:
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     ).prefetch(tf.data.AUTOTUNE)
-    partial = path.with_name(path.name + ".tmp")
-    with tf.io.TFRecordWriter(str(partial)) as writer:
-        for image, label, name in zip(pixels, rows["label"], rows["path"], strict=True):
-            writer.write(_example(image.numpy(), int(label), name))
-            bar.update(1)
-    os.replace(partial, path)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a writer of its own
+    done = 0
+    try:
+        with tf.io.TFRecordWriter(str(partial)) as writer:
+            for image, label, name in zip(pixels, rows["label"], rows["path"], strict=True):
+                writer.write(_example(image.numpy(), int(label), name))
+                done += 1
+                bar.update(1)
+        os.replace(partial, path)
+    except tf.errors.OpError as err:
+        # Decoding runs in order, so the photo that failed is the one after the last written.
+        photo = rows["file"].iloc[done]
+        reason = err.message.strip().splitlines()[0].split("; ")[-1]  # past TF's op context
+        raise ValueError(f"cannot cache {photo}: {reason}") from err
+    finally:
+        partial.unlink(missing_ok=True)  # a bad photo or a kill leaves no partial shard
 
 
 def _example(image: np.ndarray, label: int, path: str) -> bytes:
