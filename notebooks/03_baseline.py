@@ -38,6 +38,8 @@ learning_rate = 1e-3
 patience = 5  # epochs without a better val_loss before stopping early
 cache = True  # keep decoded photos in memory (as uint8) after the first epoch: on for small runs,
 #   off at full scale (75,000 photos at 299 px)
+pipeline = "default"  # "fast" at full scale: each photo decoded once into TFRecord shards in
+#   <data_dir>/cache/, augmented by stateless ops in parallel (helpers.training.data.fast_dataset)
 seed = 42
 
 # %% [markdown] tags=[]
@@ -91,7 +93,8 @@ print(f"{hardware.replicas} replica(s), {hardware.gpus} GPU(s), "
 
 # %% tags=[]
 splits = split_dir(data_dir)
-datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed, cache=cache)
+datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed, cache=cache,
+                                         pipeline=pipeline)
 names = [c["name"] for c in classes]
 print(f"{len(classes)} breeds; chance is {1 / len(classes):.1%} top-1")
 print(table["split"].value_counts().reindex(["train", "val", "holdout"]).to_string())

@@ -43,6 +43,8 @@ bn_batches = 8  # batches used to recompute BatchNorm statistics before each val
 #   Keras's moving averages, as the original did
 cache = True  # keep decoded photos in memory (as uint8) after the first epoch: on for small runs,
 #   off at full scale (75,000 photos at 299 px)
+pipeline = "default"  # "fast" at full scale: each photo decoded once into TFRecord shards in
+#   <data_dir>/cache/, augmented by stateless ops in parallel (helpers.training.data.fast_dataset)
 seed = 42
 
 # %% [markdown] tags=[]
@@ -90,7 +92,8 @@ print(f"{hardware.replicas} replica(s), {hardware.gpus} GPU(s), "
 
 # %% tags=[]
 splits = split_dir(data_dir)
-datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed, cache=cache)
+datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed, cache=cache,
+                                         pipeline=pipeline)
 names = [c["name"] for c in classes]
 n_train = int((table["split"] == "train").sum())
 steps_per_epoch = math.ceil(n_train / batch_size)
@@ -169,7 +172,8 @@ for n in (steps_per_epoch, steps_per_epoch * epochs, 1640 * 20):
 
 # %% tags=[]
 bn_photos = make_dataset(splits, "train", image_size, batch_size, shuffle=True, seed=seed,
-                         cache=False, table=table)  # un-augmented training photos, breeds mixed
+                         cache=False, table=table,
+                         pipeline=pipeline)  # un-augmented training photos, breeds mixed
 precise = PreciseBatchNorm(bn_photos, bn_batches)
 
 # %% [markdown] tags=[]

@@ -57,6 +57,8 @@ patience = 5
 test_time_flip = True  # answer with the mean of each photo's and its mirror image's logits
 cache = True  # keep decoded photos in memory (as uint8) after the first epoch: on for small runs,
 #   off at full scale (75,000 photos at 299 px)
+pipeline = "default"  # "fast" at full scale: each photo decoded once into TFRecord shards in
+#   <data_dir>/cache/, augmented by stateless ops in parallel (helpers.training.data.fast_dataset)
 seed = 42
 
 # %% [markdown] tags=[]
@@ -131,9 +133,11 @@ print(
 
 # %% tags=[]
 splits = split_dir(data_dir)
-datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed, cache=cache)
+datasets, classes, table = make_datasets(splits, image_size, batch_size, seed=seed, cache=cache,
+                                         pipeline=pipeline)
 plain_train = make_dataset(
-    splits, "train", image_size, batch_size, shuffle=False, cache=False, table=table
+    splits, "train", image_size, batch_size, shuffle=False, cache=False, table=table,
+    pipeline=pipeline,
 )
 weights_by_class = class_weights(split_labels(table, "train"), len(classes))
 print(f"{len(classes)} breeds; chance is {1 / len(classes):.1%} top-1")

@@ -6,6 +6,7 @@ import io
 import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -14,7 +15,12 @@ import tensorflow as tf
 
 from helpers.formats import SPLIT_CSV, SPLIT_JSON, SPLITS
 from helpers.paths import is_url, project_path
+from helpers.training import _cache
+from helpers.training._augment import StatelessAugmentation
 
+# "default" is what the demo notebooks' committed outputs were made with; "fast" decodes each
+# photo once into TFRecord shards and augments with stateless ops in parallel (params/full.yaml).
+PIPELINES = ("default", "fast")
 AUTOTUNE = tf.data.AUTOTUNE
 
 
@@ -102,6 +108,8 @@ def make_dataset(
     drop_remainder: bool = False,
     shuffle_buffer: int = 2048,
     table: pd.DataFrame | None = None,
+    pipeline: str = "default",
+    cache_dir: str | os.PathLike | None = None,
 ) -> tf.data.Dataset:
     """Batches of (images float32 [0, 255], labels int32) for one split of the manifest.
 
@@ -109,11 +117,33 @@ def make_dataset(
     decoded images reshuffled every epoch); `cache` is True (memory), a file path prefix, or
     False; `augment` (e.g. `augmentation(seed)`) runs on each batch in training mode, after the
     cache so every epoch sees new variations. Pass `table` to reuse an already read manifest.
+    `pipeline="fast"` reads decode-once shards in `cache_dir` instead (see `fast_dataset`).
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
+    if pipeline not in PIPELINES:
+        raise ValueError(f"pipeline must be one of {PIPELINES}, not {pipeline!r}")
     if table is None:
         table, _ = read_split(split_dir)
+    if pipeline == "fast":
+        if isinstance(cache, str):
+            raise ValueError("the fast pipeline caches in cache_dir; cache is True or False")
+        if augment is not None and not isinstance(augment, StatelessAugmentation):
+            raise TypeError("the fast pipeline needs stateless augmentation: fast_augmentation()")
+        return fast_dataset(
+            split_dir,
+            split,
+            image_size,
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            memory_cache=bool(cache),
+            augment=augment,
+            drop_remainder=drop_remainder,
+            shuffle_buffer=shuffle_buffer,
+            table=table,
+            cache_dir=cache_dir,
+        )
     rows = table[table["split"] == split]
     if rows.empty:
         raise ValueError(f"split {split!r} has no images in {split_dir}")
@@ -147,6 +177,103 @@ def make_dataset(
             deterministic=True,
         )
     return ds.prefetch(AUTOTUNE)
+
+
+def default_cache_dir(split_dir: str | os.PathLike) -> Path:
+    """Where the fast pipeline keeps its shards by default: `cache/` next to the split folder
+    (data/<name>/cache for data/<name>/split)."""
+    if is_url(str(split_dir)):
+        raise ValueError(f"{split_dir} is a URL: pass a local cache_dir for the fast pipeline")
+    return project_path(split_dir).parent / "cache"
+
+
+def fast_dataset(
+    split_dir: str | os.PathLike,
+    split: str,
+    image_size: int,
+    batch_size: int,
+    *,
+    shuffle: bool | None = None,
+    seed: int = 0,
+    memory_cache: bool = False,
+    augment: StatelessAugmentation | None = None,
+    drop_remainder: bool = False,
+    shuffle_buffer: int = 2048,
+    table: pd.DataFrame | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    deterministic: bool = True,
+    progress: bool = True,
+) -> tf.data.Dataset:
+    """`make_dataset`'s batches from TFRecord shards of the photos at `image_size`, written on
+    first use (resumable) and read by every later run; every map runs in parallel.
+
+    Shuffled splits read the shards in a seeded order per epoch, interleaved, then through a
+    `shuffle_buffer`; the others come in manifest order. `augment` (`fast_augmentation()`) draws
+    from (seed, a seeded per-batch number that changes every epoch), so batches are the same
+    run after run, and `deterministic=False` only lets batches overtake one another.
+    """
+    if table is None:
+        table, _ = read_split(split_dir)
+    rows = table[table["split"] == split]
+    if rows.empty:
+        raise ValueError(f"split {split!r} has no images in {split_dir}")
+    shards = _cache.ensure_cache(
+        rows,
+        split,
+        image_size,
+        default_cache_dir(split_dir) if cache_dir is None else cache_dir,
+        lambda path: decode_and_resize(tf.io.read_file(path), image_size),
+        progress=progress,
+    )
+    shuffle = split == "train" if shuffle is None else shuffle
+    files = tf.data.Dataset.from_tensor_slices([str(s) for s in shards])
+    if shuffle:
+        files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
+    # Shards hold manifest order (breeds in turn): interleaving many mixes breeds before the
+    # shuffle buffer; unshuffled splits read one shard after the other.
+    ds = files.interleave(
+        # Records are whole photos (268 kB at 299 px): read in large chunks.
+        lambda path: tf.data.TFRecordDataset(path, buffer_size=8 << 20),
+        cycle_length=min(len(shards), 64) if shuffle else 1,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    if memory_cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(min(len(rows), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if augment is None:
+        ds = ds.map(
+            lambda records: _parse(records, image_size),
+            num_parallel_calls=AUTOTUNE,
+            deterministic=deterministic,
+        )
+    else:
+        # Each batch is paired with its random number before any map that could reorder
+        # batches, so a batch's augmentation never depends on which thread finished first.
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        base = tf.constant(seed, tf.int64)
+
+        def augmented(records: tf.Tensor, draw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            x, y = _parse(records, image_size)
+            return augment(x, key=tf.stack([base, draw]), training=True), y
+
+        ds = tf.data.Dataset.zip(ds, keys).map(
+            augmented, num_parallel_calls=AUTOTUNE, deterministic=deterministic
+        )
+    return ds.prefetch(AUTOTUNE)
+
+
+def _parse(records: tf.Tensor, image_size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    images, labels = _cache.parse_batch(records, image_size)
+    return tf.cast(images, tf.float32), labels
+
+
+def fast_augmentation(seed: int = 0, strength: float = 1.0) -> StatelessAugmentation:
+    """`augmentation()`'s variations for the fast pipeline: stateless random ops keyed by the
+    dataset, and flip, rotation, zoom and translation as one combined warp per photo."""
+    return StatelessAugmentation(seed, strength, name="fast_augmentation")
 
 
 def augmentation(seed: int | None = None, strength: float = 1.0) -> keras.Sequential:
@@ -183,12 +310,33 @@ def make_datasets(
     seed: int = 0,
     augment: bool = True,
     cache: bool | str = True,
+    pipeline: str = "default",
+    cache_dir: str | os.PathLike | None = None,
 ) -> tuple[dict[str, tf.data.Dataset], list[dict], pd.DataFrame]:
     """Return the train/val/holdout datasets (train shuffled and augmented), classes and table.
 
     `cache` is True (memory), False, or a file path prefix, to which each split adds its name.
+    `pipeline="fast"` reads decode-once shards in `cache_dir` (default `default_cache_dir`),
+    augments with `fast_augmentation` and keeps the shards' records in memory when `cache`.
     """
     table, classes = read_split(split_dir)
+    if pipeline == "fast":
+        datasets = {
+            split: make_dataset(
+                split_dir,
+                split,
+                image_size,
+                batch_size,
+                seed=seed,
+                cache=bool(cache),
+                augment=fast_augmentation(seed) if augment and split == "train" else None,
+                table=table,
+                pipeline=pipeline,
+                cache_dir=cache_dir,
+            )
+            for split in SPLITS
+        }
+        return datasets, classes, table
     datasets = {
         split: make_dataset(
             split_dir,

@@ -3,16 +3,20 @@ augmentation."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from _tinyset import COUNTS, breed_color, make_tinyset
 from PIL import Image
 
+from helpers.paths import PROJECT_ROOT
 from helpers.serving.predict import image_to_array
-from helpers.training import data
+from helpers.training import _cache, data
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +135,222 @@ def test_cached_images_are_the_uncached_ones_rounded_and_each_split_gets_its_cac
         _all(ds)
     for split in ("train", "val", "holdout"):
         assert list(tmp_path.glob(f"c-16px-{split}*"))
+
+
+# The fast pipeline (pipeline="fast"): decode-once TFRecord shards and stateless augmentation.
+
+
+def _smooth_image(height: int, width: int) -> np.ndarray:
+    """A (1, h, w, 3) float image with detail at several scales but no edges sharper than
+    bilinear resampling can follow, so resampling twice and once differ only a little."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    channels = [127 + 100 * np.sin(xx / 9) * np.cos(yy / 7), 2 * xx + yy, 255 - 3 * yy]
+    return np.clip(np.stack(channels, -1), 0, 255)[None].astype(np.float32)
+
+
+def test_combined_affine_transform_equals_the_keras_layers_applied_one_after_another() -> None:
+    from helpers.training import _augment
+
+    h, w = 48, 64
+    image = _smooth_image(h, w)
+    rotation, zoom, dy, dx = 0.03, 0.08, 0.05, -0.06  # as the layers' factors
+    step = image[:, :, ::-1]  # RandomFlip("horizontal") when it flips
+    for layer in (
+        keras.layers.RandomRotation((rotation, rotation), fill_mode="reflect"),
+        keras.layers.RandomZoom((zoom, zoom), fill_mode="reflect"),
+        keras.layers.RandomTranslation((dy, dy), (dx, dx), fill_mode="reflect"),
+    ):
+        step = np.asarray(layer(step, training=True))
+    transforms = _augment.combined_transform(
+        flip=tf.constant([1.0]),
+        angle=tf.constant([rotation * 2 * np.pi]),
+        zoom=tf.constant([1 + zoom]),
+        dx=tf.constant([dx * w]),
+        dy=tf.constant([dy * h]),
+        height=h,
+        width=w,
+    )
+    once = _augment.warp(tf.constant(image), transforms).numpy()
+    # Away from the reflected borders, one resampling equals three within interpolation error,
+    # while the transform itself moves pixels by far more.
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+    assert np.abs(once - step)[inner].max() < 3
+    assert np.abs(once - step)[inner].mean() < 0.5
+    assert np.abs(step - image)[inner].mean() > 20
+
+
+@pytest.fixture
+def fast_set(tmp_path: Path) -> Path:
+    """A tiny set of its own, so tests can move its photos away."""
+    return make_tinyset(tmp_path / "set", counts={"train": 12, "val": 3, "holdout": 2})
+
+
+def _fast(split_dir: Path, split: str = "train", size: int = 24, **kwargs):
+    kwargs.setdefault("batch_size", 8)
+    kwargs.setdefault("cache_dir", split_dir.parent / "cache")
+    return data.make_dataset(split_dir, split, size, pipeline="fast", **kwargs)
+
+
+def test_fast_pipeline_writes_the_cache_once_and_then_reads_no_photo(fast_set: Path) -> None:
+    first = _all(_fast(fast_set, "val"))
+    shards = sorted((fast_set.parent / "cache" / "val-24px").glob("*.tfrecord"))
+    assert shards
+    written = [s.stat().st_mtime_ns for s in shards]
+    (fast_set.parent / "raw").rename(fast_set.parent / "raw-gone")  # no photo left to read
+    again = _all(_fast(fast_set, "val"))
+    np.testing.assert_array_equal(first[0], again[0])
+    np.testing.assert_array_equal(first[1], again[1])
+    assert [s.stat().st_mtime_ns for s in shards] == written  # read, not rewritten
+    # What the cache holds is what the default pipeline's memory cache holds, in manifest order.
+    (fast_set.parent / "raw-gone").rename(fast_set.parent / "raw")
+    default = _all(data.make_dataset(fast_set, "val", 24, batch_size=8, cache=True))
+    np.testing.assert_array_equal(first[0], default[0])
+    np.testing.assert_array_equal(first[1], default[1])
+
+
+def test_fast_cache_is_rewritten_for_another_size_or_manifest(fast_set: Path) -> None:
+    _all(_fast(fast_set, "holdout", size=24))
+    (fast_set.parent / "raw").rename(fast_set.parent / "raw-gone")
+    with pytest.raises(ValueError, match="No such file"):  # not in the 24 px cache: it decodes
+        _all(_fast(fast_set, "holdout", size=32))
+    (fast_set.parent / "raw-gone").rename(fast_set.parent / "raw")
+    x, _ = _all(_fast(fast_set, "holdout", size=32))
+    assert x.shape[1:] == (32, 32, 3)
+    # A manifest with other labels (here: two photos' labels swapped) is not the cached one.
+    table, _ = data.read_split(fast_set)
+    holdout = table.index[table["split"] == "holdout"]
+    swapped = table.copy()
+    swapped.loc[holdout, "label"] = table.loc[holdout[::-1], "label"].to_numpy()
+    (fast_set.parent / "raw").rename(fast_set.parent / "raw-gone")
+    with pytest.raises(ValueError, match="No such file"):
+        _all(_fast(fast_set, "holdout", size=32, table=swapped))
+
+
+def test_fast_cache_resumes_with_the_missing_shards(fast_set: Path) -> None:
+    table, _ = data.read_split(fast_set)
+    rows = table[table["split"] == "train"]
+    decode = lambda path: data.decode_and_resize(tf.io.read_file(path), 16)  # noqa: E731
+    cache = fast_set.parent / "cache"
+    shards = _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
+    assert len(shards) == 4  # 36 photos, 10 per shard
+    kept = shards[0].stat().st_mtime_ns
+    shards[2].unlink()  # as if killed while writing the third
+    again = _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
+    assert again == shards and shards[2].is_file()
+    assert shards[0].stat().st_mtime_ns == kept
+
+
+def test_fast_pipeline_gives_the_same_batches_twice_and_new_ones_every_epoch(
+    fast_set: Path,
+) -> None:
+    def run(seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        ds = _fast(fast_set, seed=seed, augment=data.fast_augmentation(seed))
+        return [_all(ds) for _ in range(2)]
+
+    first, again, other = run(3), run(3), run(4)
+    for (x1, y1), (x2, y2) in zip(first, again, strict=True):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+    assert not np.array_equal(first[0][1], first[1][1])  # reshuffled each epoch
+    assert not np.array_equal(first[0][0], other[0][0])
+    # Every photo is there each epoch, augmented, in [0, 255] at the asked size.
+    x, y = first[0]
+    assert x.shape == (36, 24, 24, 3) and x.dtype == np.float32 and y.dtype == np.int32
+    assert x.min() >= 0 and x.max() <= 255
+    assert np.bincount(y).tolist() == [12, 12, 12]
+    means = x.mean(axis=(1, 2))
+    expected = np.array([breed_color(int(label)) for label in y])
+    assert np.abs(means - expected).max() < 40  # labels still follow their photos
+
+
+def test_fast_augmentation_does_not_depend_on_parallelism_or_op_determinism(
+    fast_set: Path, tmp_path: Path
+) -> None:
+    """Stateless ops keyed by the dataset: the same batches from parallel maps that may finish
+    out of order, and from one thread under op determinism (in a process of its own, since
+    determinism cannot be switched off again)."""
+    kwargs = dict(batch_size=4, seed=5, cache_dir=fast_set.parent / "cache")
+    ds = data.fast_dataset(
+        fast_set, "train", 24, augment=data.fast_augmentation(5), deterministic=False, **kwargs
+    )
+    parallel = _all(ds)
+    script = f"""
+import numpy as np, tensorflow as tf
+from helpers.training import data
+tf.config.experimental.enable_op_determinism()
+options = tf.data.Options()
+options.threading.private_threadpool_size = 1
+ds = data.fast_dataset({str(fast_set)!r}, "train", 24, augment=data.fast_augmentation(5),
+                       batch_size=4, seed=5, cache_dir={str(fast_set.parent / "cache")!r})
+x, y = zip(*((x.numpy(), y.numpy()) for x, y in ds.with_options(options)))
+np.savez({str(tmp_path / "serial.npz")!r}, x=np.concatenate(x), y=np.concatenate(y))
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=PROJECT_ROOT)
+    serial = np.load(tmp_path / "serial.npz")
+    # Unordered maps may reorder batches, never change them: compare them sorted by content.
+    order = lambda x: np.argsort(x.reshape(len(x), -1).sum(axis=1))  # noqa: E731
+    np.testing.assert_array_equal(parallel[0][order(parallel[0])], serial["x"][order(serial["x"])])
+    plain = _all(data.fast_dataset(fast_set, "train", 24, **kwargs))
+    assert np.abs(np.sort(parallel[0].ravel()) - np.sort(plain[0].ravel())).mean() > 1
+
+
+def test_fast_augmentation_keeps_brightness_and_keys_decide_it() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(60, 190, size=(64, 1, 1, 3))
+    images = np.clip(base + rng.normal(0, 20, size=(64, 32, 32, 3)), 0, 255).astype(np.float32)
+    layer = data.fast_augmentation(0)
+    out = np.asarray(layer(images, key=tf.constant([0, 1], tf.int64)))
+    assert out.shape == images.shape and out.min() >= 0 and out.max() <= 255
+    shift = out.mean(axis=(1, 2, 3)) - images.mean(axis=(1, 2, 3))
+    assert abs(shift.mean()) < 4 and shift.std() > 1
+    same = np.asarray(layer(images, key=tf.constant([0, 1], tf.int64)))
+    other = np.asarray(layer(images, key=tf.constant([0, 2], tf.int64)))
+    np.testing.assert_array_equal(out, same)
+    assert np.abs(out - other).mean() > 1
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+    # Without a key (inside a model, on the accelerator) it draws from its own seed generator.
+    drawn = np.asarray(layer(images))
+    assert drawn.shape == images.shape and np.abs(drawn - images).mean() > 1
+
+
+def test_fast_pipeline_rejects_stateful_augmentation_and_file_caches(fast_set: Path) -> None:
+    with pytest.raises(TypeError, match="stateless"):
+        _fast(fast_set, augment=data.augmentation(0))
+    with pytest.raises(ValueError, match="cache_dir"):
+        _fast(fast_set, cache="some/prefix")
+    with pytest.raises(ValueError, match="pipeline"):
+        data.make_dataset(fast_set, "train", 24, 8, pipeline="quick")
+
+
+def test_make_datasets_fast_gives_every_split_from_its_shards(fast_set: Path) -> None:
+    datasets, classes, table = data.make_datasets(
+        fast_set, 16, 4, pipeline="fast", cache=False, cache_dir=fast_set.parent / "c"
+    )
+    for split, ds in datasets.items():
+        _, y = _all(ds)
+        if split == "train":
+            assert sorted(y) == sorted(data.split_labels(table, split))
+        else:
+            np.testing.assert_array_equal(y, data.split_labels(table, split))
+        assert list((fast_set.parent / "c" / f"{split}-16px").glob("*.tfrecord"))
+
+
+def test_a_broken_photo_is_named_and_the_finished_shards_are_kept(fast_set: Path) -> None:
+    table, _ = data.read_split(fast_set)
+    rows = table[table["split"] == "train"]
+    decode = lambda path: data.decode_and_resize(tf.io.read_file(path), 16)  # noqa: E731
+    cache = fast_set.parent / "cache"
+    broken = Path(rows["file"].iloc[25])
+    good = broken.read_bytes()
+    broken.write_bytes(good[: len(good) // 3])  # a truncated download
+    with pytest.raises(ValueError, match=broken.name):
+        _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
+    folder = _cache.cache_folder(cache, "train", 16)
+    assert sorted(p.name for p in folder.glob("*.tfrecord")) == [
+        "shard-00000-of-00004.tfrecord",
+        "shard-00001-of-00004.tfrecord",
+    ]
+    assert not list(folder.glob(".*.tmp"))
+    broken.write_bytes(good)  # fixed: the next run writes the rest
+    shards = _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
+    assert all(s.is_file() for s in shards) and len(shards) == 4
