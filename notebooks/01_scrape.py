@@ -16,6 +16,8 @@
 # %% [markdown] tags=[]
 # # 01 · Collect dog photos
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/doggo-course/doggo/blob/main/notebooks/01_scrape.ipynb) [![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/doggo-course/doggo/blob/main/notebooks/01_scrape.ipynb)
+#
 # Every classifier starts with labelled examples. The original doggo.name scraped about 400 photos
 # for each of 188 AKC breeds from an image search. In this notebook you will learn how to build
 # such a data set so that it can be trusted:
