@@ -45,11 +45,13 @@ nb_ipywidgets_js = {}  # no require.js or widget manager from a CDN (no widget o
 nb_merge_streams = True
 myst_heading_anchors = 4  # README links such as benchmarks/README.md#toward-90-...
 myst_enable_extensions = ["colon_fence"]
-suppress_warnings = ["myst.header"]  # notebooks start at H1 and skip levels in places
+# Heading levels skip in places; solutions/ may be empty; docs/app.md abridges JSON with "...".
+suppress_warnings = ["myst.header", "etoc.glob", "misc.highlighting_failure"]
 
 html_theme = "sphinx_book_theme"
 html_title = "doggo: a dog-breed classifier course"
 html_static_path = [str(BOOK / "_static")]
+html_favicon = str(BOOK / "_static" / "favicon.svg")  # else browsers ask for /favicon.ico
 html_extra_path = [str(BOOK / "_extra")]  # index.html: the front page is README.html
 html_theme_options = {
     "show_toc_level": 2,
@@ -57,5 +59,7 @@ html_theme_options = {
     "home_page_in_toc": True,
 }
 html_last_updated_fmt = None
-html_copy_source = False
-mathjax_path = ""  # no page has math; never load MathJax from a CDN
+html_copy_source = True  # the download button offers each page's .ipynb / .md
+# Sphinx loads MathJax only on pages with math, from a CDN by default. No page has math; one that
+# gets some fails tests/book (this local file is missing) until MathJax is vendored here.
+mathjax_path = "mathjax/tex-chtml.js"
