@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 KERNEL := $(VENV)/share/jupyter/kernels/doggo/kernel.json
 NBVAL := --nbval-kernel-name doggo --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 900
 
-.PHONY: setup browser demo run test lint format notebooks nbval clean-data
+.PHONY: setup browser demo run test lint format notebooks nbval book clean-data
 
 $(STAMP): $(REQUIREMENTS) requirements/constraints.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,18 @@ $(KERNEL): $(STAMP) helpers/kernel.py
 	$(BIN)/python -m helpers.kernel install
 
 setup: $(STAMP) $(KERNEL)
+
+BOOK_STAMP := $(VENV)/.book-installed
+BOOK_DIR ?= _build/book
+
+$(BOOK_STAMP): $(STAMP) requirements/book.txt requirements/constraints.txt
+	$(BIN)/python -m pip install --quiet -r requirements/book.txt -c requirements/constraints.txt
+	touch $(BOOK_STAMP)
+
+# The course as a static site in $(BOOK_DIR) (open index.html): the notebooks with their committed
+# outputs (never executed), the README as front page, offline. Warnings (a broken link) fail it.
+book: $(BOOK_STAMP)
+	$(BIN)/python -m sphinx -q -W --keep-going -b html -c book -d $(BOOK_DIR)/.doctrees . $(BOOK_DIR)
 
 # The app's browser test drives Debian's chromium through chromedriver (no browser downloads).
 browser:
@@ -49,9 +61,10 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: setup browser lint
+test: setup browser lint $(BOOK_STAMP)
 	$(BIN)/python -m pytest tests/code tests/model tests/app
 	$(MAKE) nbval
+	$(BIN)/python -m pytest tests/book
 	DOGGO_REQUIRE_DATA=1 $(BIN)/python -m pytest tests/data
 	$(MAKE) docker-test
 

@@ -16,6 +16,8 @@
 # %% [markdown] tags=[]
 # # 01 · Collect dog photos
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/doggo-course/doggo/blob/main/notebooks/01_scrape.ipynb) [![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/doggo-course/doggo/blob/main/notebooks/01_scrape.ipynb)
+#
 # Every classifier starts with labelled examples. The original doggo.name scraped about 400 photos
 # for each of 188 AKC breeds from an image search. In this notebook you will learn how to build
 # such a data set so that it can be trusted:
@@ -50,6 +52,30 @@ near_duplicate_distance = 6  # perceptual-hash bits under which two photos are t
 workers = 2  # concurrent downloads (full: 8)
 timeout = 10.0  # seconds for a connection or a read
 seed = 42  # which photos the sample grid shows
+
+# %% [markdown] tags=[]
+# **On Colab/Kaggle only.** A hosted runtime has neither this project nor its pinned packages.
+# There the next cell clones the repository and installs the versions pinned by
+# `requirements/constraints.txt` (then restart the runtime once, as it says, and run from the
+# top). Anywhere else it does nothing and says so.
+
+# %% tags=[]
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("helpers") is None and any(
+    name in os.environ for name in ("COLAB_RELEASE_TAG", "KAGGLE_KERNEL_RUN_TYPE")
+):
+    if not os.path.isdir("doggo"):
+        subprocess.run(["git", "clone", "--depth", "1", "https://github.com/doggo-course/doggo"], check=True)
+    os.chdir("doggo/notebooks")
+    sys.path.insert(0, os.path.abspath(".."))
+
+from helpers.hosted import ensure_packages
+
+print(ensure_packages())
 
 # %% [markdown] tags=[]
 # First we pick the breeds. `helpers.breeds.AKC_BREEDS` is doggo's own list of AKC-recognized

@@ -16,6 +16,8 @@
 # %% [markdown] tags=[]
 # # 02 · Split the photos 70/20/10, without leaks
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/doggo-course/doggo/blob/main/notebooks/02_split.ipynb) [![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/doggo-course/doggo/blob/main/notebooks/02_split.ipynb)
+#
 # A model is only as honest as its test set. In this notebook you will learn how to split a
 # scraped photo collection into **train** (70%), **validation** (20%) and **holdout** (10%) so that
 #

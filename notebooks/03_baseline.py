@@ -16,6 +16,8 @@
 # %% [markdown] tags=[]
 # # 03 · A baseline: the original's small CNN
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/doggo-course/doggo/blob/main/notebooks/03_baseline.ipynb) [![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/doggo-course/doggo/blob/main/notebooks/03_baseline.ipynb)
+#
 # Before reaching for a big pretrained network, train the simplest model that could work and
 # measure it. The original doggo.name did exactly that: a two-layer convolutional network trained
 # with Adam, which reached **2.4%** top-1 on 188 breeds (chance is 0.5%). In this notebook you will

@@ -16,6 +16,8 @@
 # %% [markdown] tags=[]
 # # 04 · Xception from scratch
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/doggo-course/doggo/blob/main/notebooks/04_xception_scratch.ipynb) [![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/doggo-course/doggo/blob/main/notebooks/04_xception_scratch.ipynb)
+#
 # The small CNN of `03_baseline` was too shallow to tell breeds apart. Xception (Chollet, 2017)
 # is a deep network of **depthwise-separable convolutions**: 36 convolutional layers in 14
 # blocks, residual connections, and a **BatchNormalization** layer after almost every

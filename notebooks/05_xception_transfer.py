@@ -16,6 +16,8 @@
 # %% [markdown] tags=[]
 # # 05 · Transfer learning: start from ImageNet
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/doggo-course/doggo/blob/main/notebooks/05_xception_transfer.ipynb) [![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/doggo-course/doggo/blob/main/notebooks/05_xception_transfer.ipynb)
+#
 # `04_xception_scratch` had to learn what fur, ears and eyes look like from a few hundred photos
 # per breed. A network pretrained on ImageNet's 1.3 million photos already knows, and 120 of its
 # 1000 classes are dog breeds. The original doggo.name took **Xception** with ImageNet weights,

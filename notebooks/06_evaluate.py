@@ -16,6 +16,8 @@
 # %% [markdown] tags=[]
 # # 06 · Evaluate: what each model gets right and wrong, and why
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/doggo-course/doggo/blob/main/notebooks/06_evaluate.ipynb) [![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/doggo-course/doggo/blob/main/notebooks/06_evaluate.ipynb)
+#
 # Accuracy is one number; a model's behaviour is many. The original doggo.name reported holdout
 # accuracy, a confusion matrix and a per-breed report. In this notebook you will learn to:
 #
