@@ -116,9 +116,11 @@ pairs16 = set(map(tuple, near_duplicate_pairs(kept["phash"], kept["phash_mirror"
 new_pairs = sorted(pairs16 - pairs10)
 new = pd.DataFrame([(kept.loc[i, "breed"], kept.loc[j, "breed"], bits(i, j), correlation(i, j))
                     for i, j in new_pairs], columns=["breed a", "breed b", "bits", "correlation"])  # fmt: skip
-print(f"{len(new)} new pairs within 11-16 bits; their thumbnail correlation: "
-      f"median {new['correlation'].median():.2f}, highest {new['correlation'].max():.2f}; "
-      f"{(new['breed a'] != new['breed b']).mean():.0%} of them join two different breeds")
+print(
+    f"{len(new)} new pairs within 11-16 bits; their thumbnail correlation: "
+    f"median {new['correlation'].median():.2f}, highest {new['correlation'].max():.2f}; "
+    f"{(new['breed a'] != new['breed b']).mean():.0%} of them join two different breeds"
+)
 assert new["bits"].min() > 10 and (new["correlation"] < leak_correlation).all()
 shown = [raw / kept.loc[k, "path"] for pair in new_pairs[:6] for k in pair]
 fig = image_grid(shown, [kept.loc[k, "breed"] for pair in new_pairs[:6] for k in pair], ncols=6)
@@ -137,8 +139,10 @@ gap16 = (counts16 - counts16.sum(axis=1).to_numpy()[:, None] * np.asarray([0.7, 
 print(counts16.to_string())
 print(f"largest gap between a breed's count and its fraction: {gap16.to_numpy().max():.1f} photos")
 biggest = wide.table.groupby("group").size().idxmax()
-print("the largest group, photos per breed and split:",
-      wide.table[wide.table["group"] == biggest].groupby("split").size().to_dict())
+print(
+    "the largest group, photos per breed and split:",
+    wide.table[wide.table["group"] == biggest].groupby("split").size().to_dict(),
+)
 assert gap16.to_numpy().max() == 2 and gap16.loc["German Shepherd", "holdout"] == 2
 
 # %% [markdown] tags=[]
@@ -203,8 +207,10 @@ other = make_split(kept, near_duplicate_threshold=near_duplicate_threshold, salt
 same_counts = split_counts(base.table).equals(split_counts(other.table))
 moved = (base.table["split"] != other.table["split"]).mean()
 same_groups = base.table["group"].equals(other.table["group"])
-print(f"per-breed counts identical: {same_counts}; groups identical: {same_groups}; "
-      f"{moved:.0%} of the photos are in another split")
+print(
+    f"per-breed counts identical: {same_counts}; groups identical: {same_groups}; "
+    f"{moved:.0%} of the photos are in another split"
+)
 print(pd.crosstab(base.table["split"], other.table["split"], rownames=["salt doggo"],
                   colnames=["salt poodle"]).to_string())  # fmt: skip
 assert same_counts and same_groups and moved > 0.3
@@ -242,9 +248,13 @@ assert (off <= 1).all().all()
 # %% tags=[]
 low = correlated_cross_split_pairs(base.table, [raw / p for p in base.table["path"]], 0.85)
 index = {p: i for i, p in enumerate(kept["path"])}
-low["pHash bits"] = [bits(index[a], index[b]) for a, b in zip(low["path_a"], low["path_b"], strict=True)]
-print(f"cross-split pairs at correlation >= 0.85: {len(low)} (at {leak_correlation}: "
-      f"{len(correlated_cross_split_pairs(base.table, paths, leak_correlation))})")
+low["pHash bits"] = [
+    bits(index[a], index[b]) for a, b in zip(low["path_a"], low["path_b"], strict=True)
+]
+print(
+    f"cross-split pairs at correlation >= 0.85: {len(low)} (at {leak_correlation}: "
+    f"{len(correlated_cross_split_pairs(base.table, paths, leak_correlation))})"
+)
 print(low["pHash bits"].describe()[["min", "50%", "max"]].to_string())
 print(low.sort_values("correlation", ascending=False).head(5).round(3).to_string(index=False))
 pairs = low.sort_values("correlation", ascending=False).head(4)
