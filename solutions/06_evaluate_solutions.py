@@ -154,6 +154,7 @@ print(scores.round(4).to_string(index=False))
 assert abs(t_val - t_saved) < 0.01
 assert scores["holdout log loss"].iloc[2] <= scores["holdout log loss"].iloc[1]
 assert abs(scores["holdout ECE"].iloc[2] - scores["holdout ECE"].iloc[1]) < 0.005
+assert scores["holdout log loss"].iloc[1] > scores["holdout log loss"].iloc[0]
 
 # %% [markdown] tags=[]
 # Fitting T on the holdout optimises it for exactly the 120 photos it is then scored on: the
@@ -163,7 +164,10 @@ assert abs(scores["holdout ECE"].iloc[2] - scores["holdout ECE"].iloc[1]) < 0.00
 # its holdout accuracy. On the demo the ECE does not even show the gain (the same to the
 # third decimal either way): 120 photos in 15 bins are too few for ECE to tell the two
 # temperatures apart, which is one more reason to fit T on validation and only check it on
-# the holdout.
+# the holdout. And the honest check is not flattering: validation's T (0.60: the model looked
+# underconfident there) gives a slightly *higher* holdout log loss than no temperature at all.
+# On 240 and 120 photos the fitted T is itself uncertain; the bench run's 1,439 photos show the
+# gain 06 describes.
 
 # %% [markdown] tags=[]
 # ## Exercise 4: Grad-CAM for the second most probable breed
@@ -224,7 +228,6 @@ print(robust.round(3).to_string(index=False))
 most = robust.loc[robust["change"].idxmin()]
 print(f"suffers most: {most['model']} ({most['change']:+.1%})")
 
-# %% [markdown] tags=[]
 # %% tags=[]
 by_model = robust.set_index("model")["change"]
 assert most["model"] == best and by_model["simple_cnn"] == 0
