@@ -47,10 +47,10 @@ demo: setup
 run: setup
 	$(BIN)/python -m helpers.pipeline $(PARAMS)
 
-notebooks: setup  ## re-execute the demo and write its outputs into notebooks/ (to commit)
+notebooks: setup  ## re-execute the demo, then its solutions/, and write their outputs (to commit)
 	rm -rf data/demo runs/demo
 	$(BIN)/python -m helpers.pipeline params/demo.yaml --update-notebooks
-	$(BIN)/jupytext --sync notebooks/*.ipynb
+	$(BIN)/jupytext --sync notebooks/*.ipynb solutions/*.ipynb
 
 lint: setup
 	$(BIN)/ruff format --check .
@@ -71,10 +71,12 @@ test: setup browser lint $(BOOK_STAMP)
 # Re-runs the demo from scratch, as the committed outputs were made, in the doggo kernel. Outputs are
 # compared exactly on the reference platform (x86-64 Linux, AVX2, the pinned tensorflow-cpu);
 # elsewhere every cell still runs and the notebooks' own checks must pass (nbval's lax mode).
+# pytest runs its arguments in the order given: the lessons first, then the solutions, which
+# read the lessons' outputs (data/demo, runs/demo/models) and write only to runs/demo/solutions.
 nbval: setup
 	rm -rf data/demo runs/demo
 	if $(BIN)/python -m helpers.kernel check; then mode=--nbval; else mode=--nbval-lax; fi; \
-	  $(BIN)/python -m pytest $$mode $(NBVAL) notebooks/
+	  $(BIN)/python -m pytest $$mode $(NBVAL) notebooks/ solutions/
 
 clean-data:
 	rm -rf data/demo runs/demo

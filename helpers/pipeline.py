@@ -4,6 +4,8 @@ python -m helpers.pipeline params/demo.yaml [--only 01_scrape,02_split] [--updat
 
 Each notebook's own `parameters` cell holds the demo's values, so the demo injects nothing and a
 learner who edits that cell gets what they edited; bigger sets (bench, full) inject overrides.
+A set's `solutions` mapping names the worked-solution notebooks in solutions/, run after the
+lessons whose outputs they read.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from helpers.kernel import DISPLAY_NAME, KERNEL_NAME
 from helpers.paths import PROJECT_ROOT, project_path, shown_path
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+SOLUTIONS_DIR = PROJECT_ROOT / "solutions"
 # TensorFlow's C++ start-up lines (timestamped; printed before absl logging is set up, so
 # TF_CPP_MIN_LOG_LEVEL cannot silence them) reach a notebook only when the kernel forwards its
 # process's stderr, which papermill's kernels do and nbval's do not: they are not kept.
@@ -35,22 +38,29 @@ TF_NATIVE_LOG = re.compile(
 
 
 def load_params(path: str | Path) -> dict:
-    """Return a parameter set: {name, kernel, common: {...}, notebooks: {stem: {...}}}."""
+    """Return a parameter set: {name, kernel, common: {...}, notebooks: {stem: {...}},
+    solutions: {stem: {...}}} (no solutions: an empty mapping)."""
     params = yaml.safe_load(project_path(path).read_text())
     if not isinstance(params, dict) or "notebooks" not in params:
         raise ValueError(f"{path}: a parameter set needs a 'notebooks' mapping")
     params.setdefault("name", Path(path).stem)
     params.setdefault("kernel", KERNEL_NAME)
     params["common"] = params.get("common") or {}
+    params["solutions"] = params.get("solutions") or {}
     return params
 
 
-def notebook_parameters(stem: str, params: dict, notebooks_dir: Path = NOTEBOOKS_DIR) -> dict:
-    """Return the values to inject into one notebook: common keys it declares, then its own."""
+def notebook_parameters(
+    stem: str, params: dict, notebooks_dir: Path = NOTEBOOKS_DIR, section: str = "notebooks"
+) -> dict:
+    """Return the values to inject into one notebook: common keys it declares, then its own.
+
+    `section` is the mapping of the parameter set that lists it: "notebooks" or "solutions".
+    """
     path = notebooks_dir / f"{stem}.ipynb"
     declared = papermill.inspect_notebook(str(path))
     common = {k: v for k, v in params["common"].items() if k in declared}
-    own = params["notebooks"][stem] or {}
+    own = params[section][stem] or {}
     unknown = sorted(set(own) - set(declared))
     if unknown:
         known = sorted(declared)
@@ -73,15 +83,27 @@ def run(
     update: bool,
     run_dir: str | None,
     notebooks_dir: Path = NOTEBOOKS_DIR,
+    solutions_dir: Path = SOLUTIONS_DIR,
 ) -> Path:
-    """Execute the parameter set's notebooks in order; return the folder of executed copies.
+    """Execute the parameter set's notebooks, then its solutions, in order; return the folder of
+    executed copies.
 
     Each notebook's cell outputs are also written, as they come, to `<run dir>/<stem>.log`, so a
     headless run that takes hours can be followed with `tail -f`.
     """
     params = load_params(params_path)
-    stems = [s for s in params["notebooks"] if not only or s in only]
-    injected = {stem: notebook_parameters(stem, params, notebooks_dir) for stem in stems}
+    folders = {"notebooks": notebooks_dir, "solutions": solutions_dir}
+    folder_of = {
+        stem: (section, folder)
+        for section, folder in folders.items()
+        for stem in params[section]
+        if not only or stem in only
+    }
+    stems = list(folder_of)
+    injected = {
+        stem: notebook_parameters(stem, params, folder_of[stem][1], folder_of[stem][0])
+        for stem in stems
+    }
     if update and any(injected.values()):
         overridden = sorted(stem for stem, values in injected.items() if values)
         raise ValueError(
@@ -91,7 +113,7 @@ def run(
     out_dir = project_path(run_dir or f"runs/{params['name']}")
     out_dir.mkdir(parents=True, exist_ok=True)
     for number, stem in enumerate(stems, 1):
-        values = injected[stem]
+        values, folder = injected[stem], folder_of[stem][1]
         shown = json.dumps(values) if values else "its own parameters"
         print(
             f"[{number}/{len(stems)}] {stem} with {shown} (kernel {params['kernel']})", flush=True
@@ -102,18 +124,18 @@ def run(
         print(f"    cell outputs as they come: tail -f {shown_path(log_path)}", flush=True)
         with open(log_path, "w", encoding="utf-8") as log:
             papermill.execute_notebook(
-                str(notebooks_dir / f"{stem}.ipynb"),
+                str(folder / f"{stem}.ipynb"),
                 str(output),
                 parameters=values,
                 kernel_name=params["kernel"],
-                cwd=str(notebooks_dir),
+                cwd=str(folder),
                 progress_bar=True,
                 stdout_file=log,
                 stderr_file=log,
             )
         print(f"    done in {time.monotonic() - started:.0f} s -> {shown_path(output)}", flush=True)
         if update:
-            write_clean_copy(output, notebooks_dir / f"{stem}.ipynb")
+            write_clean_copy(output, folder / f"{stem}.ipynb")
     return out_dir
 
 
@@ -161,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--update-notebooks",
         action="store_true",
-        help="also write the executed notebooks over notebooks/*.ipynb (to commit demo outputs)",
+        help="also write the executed notebooks over notebooks/*.ipynb and solutions/*.ipynb "
+        "(to commit demo outputs)",
     )
     args = parser.parse_args(argv)
     only = args.only.split(",") if args.only else None

@@ -84,10 +84,27 @@ def test_update_notebooks_refuses_a_set_that_overrides_the_notebooks_own_paramet
 def test_the_demo_injects_nothing_and_runs_in_the_doggo_kernel():
     demo = load_params(PROJECT_ROOT / "params" / "demo.yaml")
     assert all(notebook_parameters(stem, demo) == {} for stem in demo["notebooks"])
+    solutions = PROJECT_ROOT / "solutions"
+    assert all(
+        notebook_parameters(stem, demo, solutions, "solutions") == {} for stem in demo["solutions"]
+    )
     assert demo["kernel"] == "doggo"
 
 
-@pytest.mark.parametrize("path", sorted((PROJECT_ROOT / "notebooks").glob("0*.ipynb")))
+def test_the_demo_runs_every_lesson_and_then_every_solutions_notebook_in_lesson_order():
+    demo = load_params(PROJECT_ROOT / "params" / "demo.yaml")
+    lessons = sorted(p.stem for p in (PROJECT_ROOT / "notebooks").glob("0*.ipynb"))
+    assert list(demo["notebooks"]) == lessons
+    solved = sorted(p.stem for p in (PROJECT_ROOT / "solutions").glob("0*.ipynb"))
+    assert list(demo["solutions"]) == solved
+    assert all(stem.removesuffix("_solutions") in lessons for stem in solved)
+
+
+NOTEBOOKS = sorted((PROJECT_ROOT / "notebooks").glob("0*.ipynb"))
+SOLUTIONS = sorted((PROJECT_ROOT / "solutions").glob("0*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
 def test_a_learner_who_edits_the_parameters_cell_gets_what_they_edited(path):
     cells = json.loads(path.read_text())["cells"]
     tags = [cell.get("metadata", {}).get("tags", []) for cell in cells]
@@ -132,3 +149,48 @@ def test_current_parameters_are_the_parameters_cells_names_with_the_runs_values(
     write_tiny_notebook(tmp_path / "01_tiny.ipynb", "epochs = 2\nseed = 0  # fixed", "other = 1")
     namespace = {"epochs": 5, "seed": 7, "other": 1, "np": object()}  # as papermill injected
     assert current_parameters("01_tiny", namespace, tmp_path) == {"epochs": 5, "seed": 7}
+
+
+def test_solutions_run_after_the_lessons_in_their_own_folder_with_their_own_parameters(tmp_path):
+    import nbformat
+
+    order = tmp_path / "order.txt"
+    folders = {"notebooks": tmp_path / "notebooks", "solutions": tmp_path / "solutions"}
+    for section, folder in folders.items():
+        folder.mkdir()
+        book = nbformat.v4.new_notebook()
+        book.metadata["kernelspec"] = {"name": "python3", "display_name": "P", "language": "python"}
+        book.cells = [
+            nbformat.v4.new_code_cell("n = 1", metadata={"tags": ["parameters"]}),
+            nbformat.v4.new_code_cell(
+                "import os\n"
+                f"with open({str(order)!r}, 'a') as f:\n"
+                "    f.write(f'{os.path.basename(os.getcwd())} {n}\\n')"
+            ),
+        ]
+        stem = "01_tiny" if section == "notebooks" else "01_tiny_solutions"
+        nbformat.write(book, folder / f"{stem}.ipynb")
+    params = tmp_path / "tiny.yaml"
+    params.write_text(
+        "name: tiny\nkernel: python3\nsolutions:\n  01_tiny_solutions:\n    n: 3\n"
+        "notebooks:\n  01_tiny: {}\n"
+    )
+    out = run(
+        str(params),
+        None,
+        update=False,
+        run_dir=str(tmp_path / "out"),
+        notebooks_dir=folders["notebooks"],
+        solutions_dir=folders["solutions"],
+    )
+    assert order.read_text().splitlines() == ["notebooks 1", "solutions 3"]
+    assert (out / "01_tiny_solutions.ipynb").is_file()
+    run(
+        str(params),
+        ["01_tiny_solutions"],
+        update=False,
+        run_dir=str(tmp_path / "out"),
+        notebooks_dir=folders["notebooks"],
+        solutions_dir=folders["solutions"],
+    )
+    assert order.read_text().splitlines() == ["notebooks 1", "solutions 3", "solutions 3"]
