@@ -16,6 +16,8 @@
 # %% [markdown] tags=[]
 # # 02 · Solutions: splitting without leaks
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/doggo-course/doggo/blob/main/solutions/02_split_solutions.ipynb) [![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/doggo-course/doggo/blob/main/solutions/02_split_solutions.ipynb)
+#
 # Worked solutions to the exercises at the end of `notebooks/02_split`, then short answers to
 # its questionnaire. Try each exercise yourself first.
 #
@@ -286,3 +288,6 @@ assert len(low) == 12 and low["pHash bits"].min() > near_duplicate_threshold
 #    (thumbnail correlation) can find copies the hash missed.
 # 6. The earlier `split.csv`: photos in it keep their split. A photo moves only when a new
 #    photo is a near duplicate of two photos in different splits and joins their groups.
+# 7. Its two labels conflict and at most one is right; which one takes a person to decide, and a
+#    confident wrong label costs more than two photos fewer. Kept in one split, it would still
+#    teach the model that the photo is either breed.

@@ -16,6 +16,8 @@
 # %% [markdown] tags=[]
 # # 06 · Solutions: evaluation
 #
+# [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/doggo-course/doggo/blob/main/solutions/06_evaluate_solutions.ipynb) [![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/doggo-course/doggo/blob/main/solutions/06_evaluate_solutions.ipynb)
+#
 # Worked solutions to the exercises at the end of `notebooks/06_evaluate`, then short answers
 # to its questionnaire. Try each exercise yourself first.
 #
