@@ -11,7 +11,16 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from helpers.training._runs import best_logged, logged_values, worker_dir
+from helpers.training._runs import (
+    best_logged,
+    finish_run,
+    finished_history,
+    logged_values,
+    run_fingerprint,
+    run_state,
+    start_run,
+    worker_dir,
+)
 from helpers.training.distributed import fit_history
 
 
@@ -57,8 +66,10 @@ def fit(
     """Train a compiled model with checkpointing, early stopping, logs, and resume after a kill.
 
     run_dir gets best.keras (best `monitor`: highest for accuracies, lowest for losses),
-    log.csv, tb/ and backup/; re-running the same call after an interruption resumes at the next
-    epoch. TensorBoard logs are written when the tensorboard package is installed
+    log.csv, tb/, backup/ while it runs, and run.json (what the run is, whether it finished) with
+    final.weights.h5. Re-running the same call after an interruption resumes at the next epoch;
+    after it finished, it loads the final weights and trains nothing; with other classes, data
+    or settings, it sets the old run aside (run_dir.replaced-N) and starts anew. TensorBoard logs are written when the tensorboard package is installed
     (`tensorboard=None`). The History gets `training_seconds`.
     Under a MultiWorkerMirroredStrategy (`strategy`, default the model's) it runs
     `helpers.training.distributed.fit_distributed` instead (same files and logs; callbacks get
@@ -86,9 +97,16 @@ def fit(
     run_dir = worker_dir(Path(run_dir))
     run_dir.mkdir(parents=True, exist_ok=True)
     backup_dir, log_path = run_dir / "backup", run_dir / "log.csv"
-    resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
     if val_ds is None and monitor.startswith("val_"):
         monitor = monitor.removeprefix("val_")
+    settings = {"epochs": epochs, "patience": patience, "monitor": monitor,
+                "class_weight": class_weight}  # fmt: skip
+    fingerprint = run_fingerprint(model, train_ds, val_ds, settings)
+    state = run_state(run_dir, fingerprint, backup_dir.is_dir() and any(backup_dir.iterdir()))
+    if state == "finished":
+        return finished_history(run_dir, model)
+    start_run(run_dir, fingerprint, state)
+    resuming = state == "resume"
     # Without this a resumed run's first epoch would replace a better best.keras.
     best = best_logged(log_path, monitor) if resuming else None
     standard = [
@@ -127,4 +145,5 @@ def fit(
         verbose=verbose,
     )
     history.training_seconds = time.perf_counter() - start
+    finish_run(run_dir, model, history.training_seconds)
     return history

@@ -384,3 +384,65 @@ def test_xla_is_off_by_default_under_several_replicas_and_always_off_without_a_g
     assert use_xla(gpus=4, replicas=4, requested=True) is True
     assert use_xla(gpus=0, replicas=1, requested=True) is False
     assert use_xla(gpus=1, replicas=1, requested=False) is False
+
+
+# ------------------------------------------------------------------------------ re-running fit
+
+
+def _tree_digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _tiny_fit(split_dir: Path, run_dir: Path, probe: StopAfter, epochs: int = 2):
+    """fit of a fresh seeded simple CNN on the tiny set, as a notebook re-run does it."""
+    table, classes = data.read_split(split_dir)
+    train_ds = data.make_dataset(split_dir, "train", 16, 4, table=table, seed=0)
+    val_ds = data.make_dataset(split_dir, "val", 16, 4, table=table)
+    keras.utils.set_random_seed(0)
+    model = train.compile_classifier(models.simple_cnn(len(classes), 16), 1e-3)
+    weights = data.class_weights(data.split_labels(table, "train"), len(classes))
+    history = train.fit(model, train_ds, val_ds, run_dir=run_dir, epochs=epochs,
+                        class_weight=weights, callbacks=[probe], verbose=0)  # fmt: skip
+    return model, history
+
+
+def test_rerunning_a_finished_fit_changes_nothing_and_trains_nothing(tmp_path: Path) -> None:
+    split_dir = make_tinyset(tmp_path / "tiny")
+    run_dir = tmp_path / "run"
+    first_model, first = _tiny_fit(split_dir, run_dir, StopAfter(None))
+    before = _tree_digests(run_dir)
+    probe = StopAfter(None)
+    second_model, second = _tiny_fit(split_dir, run_dir, probe)
+    assert probe.epochs == [] and probe.start_weights is None  # no training at all
+    assert _tree_digests(run_dir) == before
+    assert second.history == first.history and second.epoch == first.epoch
+    assert second.training_seconds == first.training_seconds
+    assert all(  # the model is left as the first fit left it
+        np.array_equal(a, b)
+        for a, b in zip(first_model.get_weights(), second_model.get_weights(), strict=True)
+    )
+
+
+def test_a_changed_class_set_starts_a_new_run_instead_of_failing_to_resume(
+    tmp_path: Path, capsys
+) -> None:
+    """An interrupted run with 3 classes, re-run after the split gained a fourth breed."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_fit(make_tinyset(tmp_path / "three"), run_dir, StopAfter(fail_at=0))
+    assert (run_dir / "backup").is_dir()
+    four = tmp_path / "four" / "split"
+    make_tinyset(tmp_path / "four", breeds=4)
+    probe = StopAfter(None)
+    model, history = _tiny_fit(four, run_dir, probe)
+    assert model.output_shape[-1] == 4 and probe.epochs == [0, 1]
+    assert _logged_epochs(run_dir) == [0, 1]
+    out = capsys.readouterr().out
+    assert "other classes (3 -> 4)" in out and "run.replaced-1" in out
+    aside = tmp_path / "run.replaced-1"
+    assert _logged_epochs(aside) == [0] and (aside / "backup").is_dir()  # nothing lost
+    assert not (run_dir / "backup").exists()
