@@ -129,6 +129,7 @@ def run_fingerprint(
     train_ds: tf.data.Dataset,
     val_ds: tf.data.Dataset | None,
     settings: dict,
+    optimizer: keras.optimizers.Optimizer | None = None,
 ) -> dict[str, str | int]:
     """What makes two runs the same run: classes, model, starting weights, optimizer, data and
     the loop's settings (epochs, patience, monitor, class weights)."""
@@ -138,7 +139,9 @@ def run_fingerprint(
         "classes": int(model.output_shape[-1]),
         "model": _digest(json.dumps(shapes)),
         "initial weights": _digest(weights),
-        "optimizer": _digest(json.dumps(_optimizer_config(model.optimizer), default=str)),
+        "optimizer": _digest(
+            json.dumps(_optimizer_config(optimizer or model.optimizer), default=str)
+        ),
         "train data": dataset_fingerprint(train_ds),
         "validation data": "none" if val_ds is None else dataset_fingerprint(val_ds),
         "settings": _digest(json.dumps(settings, sort_keys=True, default=str)),
@@ -151,7 +154,7 @@ def read_record(run_dir: Path) -> dict | None:
 
 
 def run_state(run_dir: Path, fingerprint: dict, resumable: bool) -> str:
-    """"finished" when run_dir holds this run, finished; "resume" when it holds it interrupted
+    """ "finished" when run_dir holds this run, finished; "resume" when it holds it interrupted
     with something to resume from (`resumable`); else "new"."""
     record = read_record(run_dir)
     if record is None or record["fingerprint"] != fingerprint:
@@ -196,7 +199,7 @@ def finished_history(run_dir: Path, model: keras.Model) -> keras.callbacks.Histo
     history.epoch = [int(row["epoch"]) for row in rows]
     history.history = {k: [float(r[k]) for r in rows] for k in (rows[0] if rows else {})}
     history.history.pop("epoch", None)
-    history.training_seconds = float(read_record(run_dir)["training_seconds"])
+    history.training_seconds = float((read_record(run_dir) or {})["training_seconds"])
     print(
         f"{run_dir} holds this run, finished ({len(rows)} epochs): loaded its final weights "
         "instead of training again (delete the folder to retrain)",
@@ -211,7 +214,8 @@ def _difference(record: dict | None, fingerprint: dict) -> str:
     old = record["fingerprint"]
     changed = [k for k in fingerprint if old.get(k) != fingerprint[k]]
     if "classes" in changed:
-        changed[changed.index("classes")] = f"classes ({old.get('classes')} -> {fingerprint['classes']})"
+        counts = f"{old.get('classes')} -> {fingerprint['classes']}"
+        changed[changed.index("classes")] = f"classes ({counts})"
     return f"a run with other {', '.join(changed)}"
 
 

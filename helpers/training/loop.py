@@ -22,6 +22,7 @@ from helpers.training._runs import (
     worker_dir,
 )
 from helpers.training.distributed import fit_history
+from helpers.training.hardware import replica_scaling
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -69,8 +70,10 @@ def fit(
     log.csv, tb/, backup/ while it runs, and run.json (what the run is, whether it finished) with
     final.weights.h5. Re-running the same call after an interruption resumes at the next epoch;
     after it finished, it loads the final weights and trains nothing; with other classes, data
-    or settings, it sets the old run aside (run_dir.replaced-N) and starts anew. TensorBoard logs are written when the tensorboard package is installed
-    (`tensorboard=None`). The History gets `training_seconds`.
+    or settings, it sets the old run aside (run_dir.replaced-N) and starts anew. TensorBoard
+    logs are written when the tensorboard package is installed (`tensorboard=None`). The
+    History gets `training_seconds`. Batches of the datasets are per replica: under N replicas
+    each step trains on N of them (`ReplicaScaling`).
     Under a MultiWorkerMirroredStrategy (`strategy`, default the model's) it runs
     `helpers.training.distributed.fit_distributed` instead (same files and logs; callbacks get
     only the epoch and train hooks).
@@ -133,6 +136,11 @@ def fit(
         standard.append(
             keras.callbacks.TensorBoard(str(run_dir / "tb"), write_graph=False, profile_batch=0)
         )
+    scaling = replica_scaling(strategy)
+    if scaling.replicas > 1:
+        print(scaling.describe(), flush=True)
+        train_ds = scaling.global_batches(train_ds)
+        val_ds = None if val_ds is None else scaling.global_batches(val_ds)
     start = time.perf_counter()
     history = model.fit(
         train_ds,

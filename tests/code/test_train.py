@@ -282,6 +282,8 @@ WORKER = textwrap.dedent(
         "mixed_precision": hw.mixed_precision, "jit": hw.jit_compile,
         "epochs": len(history.history["loss"]), "loss": history.history["loss"][0],
         "weights": float(sum(np.abs(w).sum() for w in model.get_weights())),
+        "steps": int(model.optimizer.iterations.numpy()),
+        "learning_rate": float(model.optimizer.learning_rate.numpy()),
     }))
     """
 )
@@ -315,6 +317,31 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path: Path) -> None:
     assert not result["mixed_precision"] and not result["jit"]  # CPU: both off
     assert result["epochs"] == 1 and np.isfinite(result["loss"])
     assert (tmp_path / "run" / "best.keras").is_file()
+    # batch(8) is per replica: the 16 photos make one step of 8 per replica, not two of 4 each,
+    # at twice the learning rate (linear scaling), and the user is told so.
+    assert result["steps"] == 1
+    assert result["learning_rate"] == pytest.approx(2e-3)
+    assert "batch_size is per replica: each step trains on 2 batches" in proc.stdout
+    assert "learning rate 0.001 x 2 = 0.002 (linear scaling rule)" in proc.stdout
+
+
+def test_replica_scaling_joins_per_replica_batches_and_scales_the_learning_rate() -> None:
+    from helpers.training.hardware import ReplicaScaling
+
+    ds = tf.data.Dataset.range(10).map(lambda i: (i, -i)).batch(3)  # 3, 3, 3, 1
+    two = ReplicaScaling(2)
+    joined = [(x.numpy().tolist(), y.numpy().tolist()) for x, y in two.global_batches(ds)]
+    assert joined == [
+        ([0, 1, 2, 3, 4, 5], [0, -1, -2, -3, -4, -5]),
+        ([6, 7, 8, 9], [-6, -7, -8, -9]),
+    ]
+    assert two.global_batch(32) == 64 and two.learning_rate(1e-3) == pytest.approx(2e-3)
+    warm = two.learning_rate(1e-3, warmup_steps=10)
+    assert [float(warm(step)) for step in (0, 5, 10, 100)] == pytest.approx(
+        [1e-3, 1.5e-3, 2e-3, 2e-3]
+    )
+    one = ReplicaScaling(1)  # one replica (the CPU demo): the very same rate and dataset
+    assert one.learning_rate(1e-3, warmup_steps=10) == 1e-3 and one.global_batches(ds) is ds
 
 
 # MultiWorkerMirroredStrategy: helpers.training.fit hands it to helpers.training.distributed's
