@@ -189,6 +189,14 @@ def finish_run(run_dir: Path, model: keras.Model, training_seconds: float) -> No
     write_atomic(run_dir / RUN_FILE, json.dumps(record, indent=1))
 
 
+def attach_run_dir(callbacks: Sequence[keras.callbacks.Callback], run_dir: Path) -> None:
+    """Give the run's folder to callbacks whose state must outlive the process (a resume, a
+    skipped re-run): those with a `use_run_dir` method, such as PreciseBatchNorm."""
+    for callback in callbacks:
+        if hasattr(callback, "use_run_dir"):
+            callback.use_run_dir(run_dir)
+
+
 def finished_history(run_dir: Path, model: keras.Model) -> keras.callbacks.History:
     """Load a finished run's final weights into `model`; return its History from log.csv."""
     model.load_weights(run_dir / FINAL_WEIGHTS)

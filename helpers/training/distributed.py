@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.training._runs import (
+    attach_run_dir,
     best_and_wait,
     finish_run,
     finished_history,
@@ -91,9 +92,12 @@ def _fit_distributed(
     fingerprint = run_fingerprint(model, train_ds, val_ds, settings, optimizer)
     state = run_state(run_dir, fingerprint, manager.latest_checkpoint is not None)
     agree_across_workers(strategy, fingerprint, state)
+    callbacks = list(callbacks)
     if state == "finished":
+        attach_run_dir(callbacks, run_dir)
         return finished_history(run_dir, model)
     start_run(run_dir, fingerprint, state)
+    attach_run_dir(callbacks, run_dir)
     resuming = state == "resume"
     if resuming:
         checkpoint.restore(manager.latest_checkpoint)

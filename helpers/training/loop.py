@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from helpers.training._runs import (
+    attach_run_dir,
     best_logged,
     finish_run,
     finished_history,
@@ -106,9 +107,12 @@ def fit(
                 "class_weight": class_weight}  # fmt: skip
     fingerprint = run_fingerprint(model, train_ds, val_ds, settings)
     state = run_state(run_dir, fingerprint, backup_dir.is_dir() and any(backup_dir.iterdir()))
+    callbacks = list(callbacks)
     if state == "finished":
+        attach_run_dir(callbacks, run_dir)
         return finished_history(run_dir, model)
     start_run(run_dir, fingerprint, state)
+    attach_run_dir(callbacks, run_dir)
     resuming = state == "resume"
     # Without this a resumed run's first epoch would replace a better best.keras.
     best = best_logged(log_path, monitor) if resuming else None

@@ -473,3 +473,39 @@ def test_a_changed_class_set_starts_a_new_run_instead_of_failing_to_resume(
     aside = tmp_path / "run.replaced-1"
     assert _logged_epochs(aside) == [0] and (aside / "backup").is_dir()  # nothing lost
     assert not (run_dir / "backup").exists()
+
+
+def _bn_classifier() -> keras.Model:
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3)(keras.layers.Rescaling(1 / 255)(inputs))
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
+    return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
+def test_precise_batch_norm_survives_a_resume_and_a_finished_rerun(tmp_path: Path) -> None:
+    """Its backup holds the recomputed statistics; a resumed epoch must train on from Keras's
+    averages, as the uninterrupted run did, and a skipped re-run still has them to compare."""
+    x, y = _arrays(n=12)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)  # unshuffled: epochs alike
+
+    def run(run_dir: Path, probe: StopAfter) -> train.PreciseBatchNorm:
+        keras.utils.set_random_seed(0)
+        model = train.compile_classifier(_bn_classifier(), 1e-2)
+        precise = train.PreciseBatchNorm(ds, 2)
+        train.fit(model, ds, ds, run_dir=run_dir, epochs=3, callbacks=[precise, probe], verbose=0)
+        return precise
+
+    straight = run(tmp_path / "straight", StopAfter(None))
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed", StopAfter(fail_at=0))
+    resumed = run(tmp_path / "resumed", StopAfter(None))
+    probe = StopAfter(None)
+    rerun = run(tmp_path / "resumed", probe)
+    assert probe.epochs == []  # finished: nothing trained
+    for other in (resumed, rerun):
+        assert len(other.keras_statistics) == 3
+        for ours, theirs in zip(other.keras_statistics, straight.keras_statistics, strict=True):
+            for a, b in zip(ours, theirs, strict=True):
+                np.testing.assert_allclose(a[0], b[0], rtol=1e-5, atol=1e-7)
+                np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-7)
