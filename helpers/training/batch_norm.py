@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -104,7 +105,9 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     def _save(self) -> None:
         if self.state_path is None:
             return
-        arrays = {"shape": np.array([len(self.keras_statistics), len(self.keras_statistics[0])])}
+        arrays: dict[str, Any] = {
+            "shape": np.array([len(self.keras_statistics), len(self.keras_statistics[0])])
+        }
         for e, statistics in enumerate(self.keras_statistics):
             for i, (mean, variance) in enumerate(statistics):
                 arrays[f"mean_{e}_{i}"], arrays[f"variance_{e}_{i}"] = mean, variance
