@@ -8,7 +8,7 @@ import csv
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import keras
@@ -148,6 +148,24 @@ def run_fingerprint(
     }
 
 
+def begin_run(
+    run_dir: Path,
+    fingerprint: dict,
+    resumable: bool,
+    callbacks: Sequence[keras.callbacks.Callback],
+    agree: Callable[[dict, str], None] | None = None,
+) -> str:
+    """What both loops do first: find the run's state (`run_state`), have the workers `agree`
+    on it, record a run that is not finished (`start_run`) and give the callbacks the folder;
+    return the state."""
+    state = run_state(run_dir, fingerprint, resumable)
+    if agree is not None:
+        agree(fingerprint, state)
+    start_run(run_dir, fingerprint, state)
+    attach_run_dir(callbacks, run_dir)
+    return state
+
+
 def read_record(run_dir: Path) -> dict | None:
     path = run_dir / RUN_FILE
     return json.loads(path.read_text()) if path.is_file() else None
@@ -221,6 +239,8 @@ def _difference(record: dict | None, fingerprint: dict) -> str:
         return "files of a run from before run.json existed"
     old = record["fingerprint"]
     changed = [k for k in fingerprint if old.get(k) != fingerprint[k]]
+    if not changed:
+        return "this run, unfinished, with no backup to resume from"
     if "classes" in changed:
         counts = f"{old.get('classes')} -> {fingerprint['classes']}"
         changed[changed.index("classes")] = f"classes ({counts})"

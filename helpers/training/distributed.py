@@ -16,15 +16,13 @@ import numpy as np
 import tensorflow as tf
 
 from helpers.training._runs import (
-    attach_run_dir,
+    begin_run,
     best_and_wait,
     finish_run,
     finished_history,
     improves,
     logged_values,
     run_fingerprint,
-    run_state,
-    start_run,
     worker_dir,
 )
 from helpers.training.hardware import agree_across_workers, replica_scaling
@@ -89,15 +87,17 @@ def _fit_distributed(
     manager = tf.train.CheckpointManager(checkpoint, str(backup_dir), max_to_keep=1)
     settings = {"epochs": epochs, "patience": patience, "monitor": monitor,
                 "class_weight": class_weight}  # fmt: skip
-    fingerprint = run_fingerprint(model, train_ds, val_ds, settings, optimizer)
-    state = run_state(run_dir, fingerprint, manager.latest_checkpoint is not None)
-    agree_across_workers(strategy, fingerprint, state)
     callbacks = list(callbacks)
+    fingerprint = run_fingerprint(model, train_ds, val_ds, settings, optimizer)
+    state = begin_run(
+        run_dir,
+        fingerprint,
+        manager.latest_checkpoint is not None,
+        callbacks,
+        agree=lambda fingerprint, state: agree_across_workers(strategy, fingerprint, state),
+    )
     if state == "finished":
-        attach_run_dir(callbacks, run_dir)
         return finished_history(run_dir, model)
-    start_run(run_dir, fingerprint, state)
-    attach_run_dir(callbacks, run_dir)
     resuming = state == "resume"
     if resuming:
         checkpoint.restore(manager.latest_checkpoint)
@@ -132,7 +132,8 @@ def _fit_distributed(
     history: dict[str, list[float]] = {}
     model.stop_training = False
     hooks.on_train_begin()
-    for epoch in range(int(epoch_var.numpy()), epochs):
+    first_epoch = int(epoch_var.numpy())
+    for epoch in range(first_epoch, epochs):
         hooks.on_epoch_begin(epoch)
         logs = _epoch_logs(train_step, train_dist)
         if val_dist is not None:
@@ -161,8 +162,7 @@ def _fit_distributed(
     result = keras.callbacks.History()
     result.set_model(model)
     result.history = history
-    result.epoch = list(range(int(epoch_var.numpy()) - len(next(iter(history.values()), [])),
-                              int(epoch_var.numpy())))  # fmt: skip
+    result.epoch = list(range(first_epoch, int(epoch_var.numpy())))
     result.training_seconds = time.perf_counter() - start
     finish_run(run_dir, model, result.training_seconds)
     shutil.rmtree(backup_dir, ignore_errors=True)  # a finished run leaves nothing to resume

@@ -12,14 +12,12 @@ import keras
 import tensorflow as tf
 
 from helpers.training._runs import (
-    attach_run_dir,
+    begin_run,
     best_logged,
     finish_run,
     finished_history,
     logged_values,
     run_fingerprint,
-    run_state,
-    start_run,
     worker_dir,
 )
 from helpers.training.distributed import fit_history
@@ -105,14 +103,12 @@ def fit(
         monitor = monitor.removeprefix("val_")
     settings = {"epochs": epochs, "patience": patience, "monitor": monitor,
                 "class_weight": class_weight}  # fmt: skip
-    fingerprint = run_fingerprint(model, train_ds, val_ds, settings)
-    state = run_state(run_dir, fingerprint, backup_dir.is_dir() and any(backup_dir.iterdir()))
     callbacks = list(callbacks)
+    fingerprint = run_fingerprint(model, train_ds, val_ds, settings)
+    resumable = backup_dir.is_dir() and any(backup_dir.iterdir())
+    state = begin_run(run_dir, fingerprint, resumable, callbacks)
     if state == "finished":
-        attach_run_dir(callbacks, run_dir)
         return finished_history(run_dir, model)
-    start_run(run_dir, fingerprint, state)
-    attach_run_dir(callbacks, run_dir)
     resuming = state == "resume"
     # Without this a resumed run's first epoch would replace a better best.keras.
     best = best_logged(log_path, monitor) if resuming else None
