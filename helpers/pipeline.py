@@ -11,7 +11,9 @@ lessons whose outputs they read.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import os
 import re
 import sys
 import time
@@ -21,11 +23,16 @@ from typing import Any
 import papermill
 import yaml
 
+from helpers.hashing import file_sha256
 from helpers.kernel import DISPLAY_NAME, KERNEL_NAME
-from helpers.paths import PROJECT_ROOT, project_path, shown_path
+from helpers.paths import PROJECT_ROOT, project_path, shown_path, split_dir
+from helpers.training.hardware import SPLIT_ENV, worker_count
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 SOLUTIONS_DIR = PROJECT_ROOT / "solutions"
+# What runs on every machine of a multi-worker run (TF_CONFIG); collecting and splitting happen
+# once before, evaluating once after, each on one machine.
+TRAINING_NOTEBOOKS = ("03_baseline", "04_xception_scratch", "05_xception_transfer")
 # TensorFlow's C++ start-up lines (timestamped; printed before absl logging is set up, so
 # TF_CPP_MIN_LOG_LEVEL cannot silence them) reach a notebook only when the kernel forwards its
 # process's stderr, which papermill's kernels do and nbval's do not: they are not kept.
@@ -104,6 +111,9 @@ def run(
         stem: notebook_parameters(stem, params, folder_of[stem][1], folder_of[stem][0])
         for stem in stems
     }
+    workers = worker_count()
+    if workers > 1:
+        check_multi_worker(stems, workers)
     if update and any(injected.values()):
         overridden = sorted(stem for stem, values in injected.items() if values)
         raise ValueError(
@@ -122,6 +132,8 @@ def run(
         output = out_dir / f"{stem}.ipynb"
         log_path = out_dir / f"{stem}.log"
         print(f"    cell outputs as they come: tail -f {shown_path(log_path)}", flush=True)
+        if workers > 1:  # the kernel inherits it; setup_hardware compares it across workers
+            os.environ[SPLIT_ENV] = split_sha256(folder / f"{stem}.ipynb", values)
         with open(log_path, "w", encoding="utf-8") as log:
             papermill.execute_notebook(
                 str(folder / f"{stem}.ipynb"),
@@ -137,6 +149,35 @@ def run(
         if update:
             write_clean_copy(output, folder / f"{stem}.ipynb")
     return out_dir
+
+
+def check_multi_worker(stems: list[str], workers: int) -> None:
+    """Refuse, under a TF_CONFIG of several workers, the notebooks that must run only once."""
+    once = [stem for stem in stems if stem not in TRAINING_NOTEBOOKS]
+    if once:
+        raise ValueError(
+            f"TF_CONFIG names {workers} workers, and only the training notebooks "
+            f"{list(TRAINING_NOTEBOOKS)} run on every one of them, not {once}: run 01_scrape "
+            "and 02_split once beforehand, on one machine without TF_CONFIG, into a data_dir "
+            "every machine mounts at the same path, then the training notebooks everywhere "
+            "with --only (and 06_evaluate once afterwards)"
+        )
+
+
+def split_sha256(notebook: Path, values: dict) -> str:
+    """sha256 of the split manifest the notebook will read: at its injected `data_dir`, else at
+    its parameters cell's own."""
+    data_dir = values.get("data_dir")
+    if data_dir is None:
+        declared = papermill.inspect_notebook(str(notebook))
+        data_dir = ast.literal_eval(declared["data_dir"]["default"])
+    manifest = split_dir(data_dir) / "split.csv"
+    if not manifest.is_file():
+        raise FileNotFoundError(
+            f"{shown_path(manifest)} is missing: run 01_scrape and 02_split once, without "
+            "TF_CONFIG, before training on several workers"
+        )
+    return file_sha256(manifest)
 
 
 def write_clean_copy(executed: Path, target: Path) -> None:

@@ -34,7 +34,8 @@
 data_dir = "data/demo"  # split/ from 02_split (full scale: "data/full")
 models_dir = "runs/demo/models"  # the model is saved to <models_dir>/simple_cnn
 image_size = 64  # pixels, square (full scale: 299, as the original)
-batch_size = 32
+batch_size = 32  # photos per step on each replica (GPU); on N GPUs a step trains on N batches
+#   and learning rates are multiplied by N (linear scaling rule)
 epochs = 20
 learning_rate = 1e-3
 patience = 5  # epochs without a better val_loss before stopping early

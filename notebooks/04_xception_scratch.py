@@ -36,7 +36,8 @@
 data_dir = "data/demo"  # split/ from 02_split (full scale: "data/full")
 models_dir = "runs/demo/models"  # the model is saved to <models_dir>/xception_scratch
 image_size = 80  # pixels, square (full scale: 299, as the original; Xception needs at least 71)
-batch_size = 32
+batch_size = 32  # photos per step on each replica (GPU); on N GPUs a step trains on N batches
+#   and learning rates are multiplied by N (linear scaling rule)
 epochs = 4  # (full scale: 20)
 learning_rate = 1e-3
 dropout = 0.3

@@ -45,7 +45,8 @@ backbone = "efficientnet_lite0"  # a name in helpers.models.backbones.available_
 #   several joined with "+" (e.g. "efficientnet_lite2+efficientnet_lite0"); full scale: "xception"
 weights = "imagenet"  # "imagenet", None, or a local weights file
 image_size = 224  # None for the backbone's own size (full scale: 299)
-batch_size = 32
+batch_size = 32  # photos per step on each replica (GPU); on N GPUs a step trains on N batches
+#   and learning rates are multiplied by N (linear scaling rule)
 head_epochs = 15  # stage 1: the new head alone, on cached features (full scale: 5)
 head_init = "imagenet"  # "imagenet": start breeds ImageNet knows from its output layer; "random"
 head_learning_rate = 1e-4  # gentle: the head starts from ImageNet's rows

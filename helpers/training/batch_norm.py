@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
 
+from helpers.atomic import write_atomic
 from helpers.training._layers import sublayers
 
 BatchNormStatistics = list[tuple[np.ndarray, np.ndarray]]
@@ -61,17 +66,51 @@ class PreciseBatchNorm(keras.callbacks.Callback):
 
     `keras_statistics[epoch]` keeps Keras's moving averages at the end of each epoch, to
     compare with. Checkpoints taken at the end of an epoch hold the recomputed statistics.
+    Under `fit` they are also kept in the run's folder, so a resumed run trains on from Keras's
+    averages (not the recomputed ones its backup holds) and a finished one still has them.
     """
+
+    STATE_FILE = "keras_bn_statistics.npz"
 
     def __init__(self, dataset: tf.data.Dataset, batches: int):
         super().__init__()
         self.dataset, self.batches = dataset, batches
         self.keras_statistics: list[BatchNormStatistics] = []
+        self.state_path: Path | None = None
+        self._epoch = 0
+
+    def use_run_dir(self, run_dir: Path) -> None:
+        """Keep the statistics in `run_dir` (fit calls this); read those already there."""
+        self.state_path = Path(run_dir) / self.STATE_FILE
+        if self.state_path.is_file():
+            with np.load(self.state_path) as saved:
+                epochs, layers = (int(n) for n in saved["shape"])
+                self.keras_statistics = [
+                    [(saved[f"mean_{e}_{i}"], saved[f"variance_{e}_{i}"]) for i in range(layers)]
+                    for e in range(epochs)
+                ]
 
     def on_test_begin(self, logs=None):
+        # Index = epoch, also after a resume that repeats an epoch.
+        del self.keras_statistics[self._epoch :]
         self.keras_statistics.append(batch_norm_statistics(self.model))
+        self._save()
         recompute_batch_norm_statistics(self.model, self.dataset, self.batches)
 
     def on_epoch_begin(self, epoch, logs=None):
-        if self.keras_statistics:
-            set_batch_norm_statistics(self.model, self.keras_statistics[-1])
+        self._epoch = epoch
+        if 0 < epoch <= len(self.keras_statistics):
+            set_batch_norm_statistics(self.model, self.keras_statistics[epoch - 1])
+
+    def _save(self) -> None:
+        if self.state_path is None:
+            return
+        arrays: dict[str, Any] = {
+            "shape": np.array([len(self.keras_statistics), len(self.keras_statistics[0])])
+        }
+        for e, statistics in enumerate(self.keras_statistics):
+            for i, (mean, variance) in enumerate(statistics):
+                arrays[f"mean_{e}_{i}"], arrays[f"variance_{e}_{i}"] = mean, variance
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        write_atomic(self.state_path, buffer.getvalue())

@@ -15,7 +15,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from helpers.training._runs import best_and_wait, improves, logged_values, worker_dir
+from helpers.training._runs import (
+    begin_run,
+    best_and_wait,
+    finish_run,
+    finished_history,
+    improves,
+    logged_values,
+    run_fingerprint,
+    worker_dir,
+)
+from helpers.training.hardware import agree_across_workers, replica_scaling
 from helpers.training.optimizer import LayerwiseAdam
 
 __all__ = ["fit_distributed", "fit_history"]
@@ -24,6 +34,27 @@ SUM = tf.distribute.ReduceOp.SUM
 
 
 def fit_distributed(
+    model: keras.Model,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset | None,
+    **kwargs,
+) -> dict[str, list[float]]:
+    """Train with a GradientTape loop over `strategy` (default: the model's); `fit`'s artifacts.
+
+    The chief writes log.csv, best.keras (best `monitor`: highest for accuracies, lowest for
+    losses), backup/ and, with `tensorboard`, tb/ to run_dir (other workers to
+    run_dir/workers/<task>), with run.json and final.weights.h5 as `fit`'s: re-running after a
+    kill resumes at the next epoch, after the end trains nothing. Before anything is trained all
+    workers compare what they are about to run (`agree_across_workers`) and fail alike if it
+    differs. Logs hold loss, accuracy and top5, as `compile_classifier`'s. Batches of
+    `train_ds` are per replica (`ReplicaScaling`). The optimizer is `optimizer`, else the
+    compiled one, else a `LayerwiseAdam(learning_rate)` (scaled to the global batch).
+    Callbacks get only the epoch and train hooks.
+    """
+    return _fit_distributed(model, train_ds, val_ds, **kwargs).history
+
+
+def _fit_distributed(
     model: keras.Model,
     train_ds: tf.data.Dataset,
     val_ds: tf.data.Dataset | None,
@@ -39,16 +70,8 @@ def fit_distributed(
     callbacks: Iterable[keras.callbacks.Callback] = (),
     tensorboard: bool = True,
     verbose: int | str = 0,
-) -> dict[str, list[float]]:
-    """Train with a GradientTape loop over `strategy` (default: the model's); `fit`'s artifacts.
-
-    The chief writes log.csv, best.keras (best `monitor`: highest for accuracies, lowest for
-    losses), backup/ and, with `tensorboard`, tb/ to run_dir (other workers to
-    run_dir/workers/<task>); re-running after a kill resumes at the next epoch. Logs hold loss,
-    accuracy and top5, as `compile_classifier`'s. Batches of `train_ds` are global batches. The
-    optimizer is `optimizer`, else the compiled one, else a `LayerwiseAdam(learning_rate)`.
-    Callbacks get only the epoch and train hooks.
-    """
+) -> keras.callbacks.History:
+    start = time.perf_counter()
     strategy = strategy or model.distribute_strategy
     optimizer = _build_optimizer(
         model, strategy, optimizer or getattr(model, "optimizer", None), learning_rate
@@ -62,7 +85,20 @@ def fit_distributed(
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch_var)
     manager = tf.train.CheckpointManager(checkpoint, str(backup_dir), max_to_keep=1)
-    resuming = manager.latest_checkpoint is not None
+    settings = {"epochs": epochs, "patience": patience, "monitor": monitor,
+                "class_weight": class_weight}  # fmt: skip
+    callbacks = list(callbacks)
+    fingerprint = run_fingerprint(model, train_ds, val_ds, settings, optimizer)
+    state = begin_run(
+        run_dir,
+        fingerprint,
+        manager.latest_checkpoint is not None,
+        callbacks,
+        agree=lambda fingerprint, state: agree_across_workers(strategy, fingerprint, state),
+    )
+    if state == "finished":
+        return finished_history(run_dir, model)
+    resuming = state == "resume"
     if resuming:
         checkpoint.restore(manager.latest_checkpoint)
     if not resuming and log_path.exists():
@@ -81,15 +117,23 @@ def fit_distributed(
         split: tf.summary.create_file_writer(str(run_dir / "tb" / split))
         for split in (("train", "validation") if tensorboard else ())
     }
-    train_dist = strategy.experimental_distribute_dataset(_shardable(train_ds))
+    scaling = replica_scaling(strategy)
+    if scaling.replicas > 1 and verbose:
+        print(scaling.describe(), flush=True)
+    train_dist = strategy.experimental_distribute_dataset(
+        _shardable(scaling.global_batches(train_ds))
+    )
     val_dist = (
-        None if val_ds is None else strategy.experimental_distribute_dataset(_shardable(val_ds))
+        None
+        if val_ds is None
+        else strategy.experimental_distribute_dataset(_shardable(scaling.global_batches(val_ds)))
     )
     hooks = keras.callbacks.CallbackList(list(callbacks), model=model)
     history: dict[str, list[float]] = {}
     model.stop_training = False
     hooks.on_train_begin()
-    for epoch in range(int(epoch_var.numpy()), epochs):
+    first_epoch = int(epoch_var.numpy())
+    for epoch in range(first_epoch, epochs):
         hooks.on_epoch_begin(epoch)
         logs = _epoch_logs(train_step, train_dist)
         if val_dist is not None:
@@ -115,19 +159,19 @@ def fit_distributed(
         if wait >= patience or model.stop_training:
             break
     hooks.on_train_end(logs=None)
+    result = keras.callbacks.History()
+    result.set_model(model)
+    result.history = history
+    result.epoch = list(range(first_epoch, int(epoch_var.numpy())))
+    result.training_seconds = time.perf_counter() - start
+    finish_run(run_dir, model, result.training_seconds)
     shutil.rmtree(backup_dir, ignore_errors=True)  # a finished run leaves nothing to resume
-    return history
+    return result
 
 
 def fit_history(model: keras.Model, *args, **kwargs) -> keras.callbacks.History:
     """`fit_distributed` returning a Keras History with `training_seconds`, like `train.fit`."""
-    start = time.perf_counter()
-    history = keras.callbacks.History()
-    history.set_model(model)
-    history.history = fit_distributed(model, *args, **kwargs)
-    history.epoch = list(range(len(next(iter(history.history.values()), []))))
-    history.training_seconds = time.perf_counter() - start
-    return history
+    return _fit_distributed(model, *args, **kwargs)
 
 
 def _build_optimizer(
@@ -140,7 +184,7 @@ def _build_optimizer(
         if optimizer is None:
             if learning_rate is None:
                 raise ValueError("pass learning_rate or optimizer, or compile the model")
-            optimizer = LayerwiseAdam(learning_rate)
+            optimizer = LayerwiseAdam(replica_scaling(strategy).learning_rate(learning_rate))
         # Slots made under the scope are mirrored like the weights; built before a restore so
         # the checkpoint fills them in (no-op when already built).
         optimizer.build(model.trainable_variables)
@@ -150,8 +194,9 @@ def _build_optimizer(
 def _shardable(ds: tf.data.Dataset) -> tf.data.Dataset:
     """Shard by data, not files: make_dataset's pipelines start from a tensor of file names, so
     FILE sharding finds no reader op. Every worker then reads and decodes all files but keeps
-    its share of each batch; this needs the same element order on every worker (seeded
-    shuffles, as make_dataset's) and costs decoding time, not correctness."""
+    its share of each global batch (one dataset batch per replica); this needs the same element
+    order on every worker (seeded shuffles, as make_dataset's) and costs decoding time, not
+    correctness."""
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options)

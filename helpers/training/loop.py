@@ -11,8 +11,17 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from helpers.training._runs import best_logged, logged_values, worker_dir
+from helpers.training._runs import (
+    begin_run,
+    best_logged,
+    finish_run,
+    finished_history,
+    logged_values,
+    run_fingerprint,
+    worker_dir,
+)
 from helpers.training.distributed import fit_history
+from helpers.training.hardware import replica_scaling
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
@@ -57,9 +66,13 @@ def fit(
     """Train a compiled model with checkpointing, early stopping, logs, and resume after a kill.
 
     run_dir gets best.keras (best `monitor`: highest for accuracies, lowest for losses),
-    log.csv, tb/ and backup/; re-running the same call after an interruption resumes at the next
-    epoch. TensorBoard logs are written when the tensorboard package is installed
-    (`tensorboard=None`). The History gets `training_seconds`.
+    log.csv, tb/, backup/ while it runs, and run.json (what the run is, whether it finished) with
+    final.weights.h5. Re-running the same call after an interruption resumes at the next epoch;
+    after it finished, it loads the final weights and trains nothing; with other classes, data
+    or settings, it sets the old run aside (run_dir.replaced-N) and starts anew. TensorBoard
+    logs are written when the tensorboard package is installed (`tensorboard=None`). The
+    History gets `training_seconds`. Batches of the datasets are per replica: under N replicas
+    each step trains on N of them (`ReplicaScaling`).
     Under a MultiWorkerMirroredStrategy (`strategy`, default the model's) it runs
     `helpers.training.distributed.fit_distributed` instead (same files and logs; callbacks get
     only the epoch and train hooks).
@@ -86,9 +99,17 @@ def fit(
     run_dir = worker_dir(Path(run_dir))
     run_dir.mkdir(parents=True, exist_ok=True)
     backup_dir, log_path = run_dir / "backup", run_dir / "log.csv"
-    resuming = backup_dir.is_dir() and any(backup_dir.iterdir())
     if val_ds is None and monitor.startswith("val_"):
         monitor = monitor.removeprefix("val_")
+    settings = {"epochs": epochs, "patience": patience, "monitor": monitor,
+                "class_weight": class_weight}  # fmt: skip
+    callbacks = list(callbacks)
+    fingerprint = run_fingerprint(model, train_ds, val_ds, settings)
+    resumable = backup_dir.is_dir() and any(backup_dir.iterdir())
+    state = begin_run(run_dir, fingerprint, resumable, callbacks)
+    if state == "finished":
+        return finished_history(run_dir, model)
+    resuming = state == "resume"
     # Without this a resumed run's first epoch would replace a better best.keras.
     best = best_logged(log_path, monitor) if resuming else None
     standard = [
@@ -115,6 +136,11 @@ def fit(
         standard.append(
             keras.callbacks.TensorBoard(str(run_dir / "tb"), write_graph=False, profile_batch=0)
         )
+    scaling = replica_scaling(strategy)
+    if scaling.replicas > 1:
+        print(scaling.describe(), flush=True)
+        train_ds = scaling.global_batches(train_ds)
+        val_ds = None if val_ds is None else scaling.global_batches(val_ds)
     start = time.perf_counter()
     history = model.fit(
         train_ds,
@@ -127,4 +153,5 @@ def fit(
         verbose=verbose,
     )
     history.training_seconds = time.perf_counter() - start
+    finish_run(run_dir, model, history.training_seconds)
     return history

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from helpers.models.builders import BACKBONE
+from helpers.training.hardware import replica_scaling
 
 
 @keras.saving.register_keras_serializable(package="doggo")
@@ -20,7 +21,7 @@ class LayerwiseAdam(keras.optimizers.Adam):
 
     def __init__(
         self,
-        learning_rate: float = 0.001,
+        learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 0.001,
         lr_multipliers: dict[str, float] | None = None,
         **kwargs,
     ):
@@ -68,12 +69,18 @@ def compile_classifier(
     *,
     backbone_lr_multiplier: float | None = None,
     jit_compile: bool = False,
+    warmup_steps: int = 0,
 ) -> keras.Model:
     """Compile for integer labels and logits with (layer-wise) Adam, accuracy and top-5.
 
     With `backbone_lr_multiplier` (0.1 in the original) the nested "backbone" learns that much
-    slower than the head. Compile inside `strategy.scope()` when using a strategy.
+    slower than the head. Compile inside `strategy.scope()` when using a strategy:
+    `learning_rate` is then the rate for one replica's batch, scaled by `ReplicaScaling` to
+    the global batch (optionally after `warmup_steps` of linear warmup).
     """
+    scaling = replica_scaling()
+    if scaling.replicas > 1:
+        print(scaling.describe(learning_rate), flush=True)
     multipliers = (
         backbone_lr_multipliers(model, backbone_lr_multiplier)
         if backbone_lr_multiplier is not None
@@ -81,7 +88,9 @@ def compile_classifier(
     )
     num_classes = model.output_shape[-1]
     model.compile(
-        optimizer=LayerwiseAdam(learning_rate, lr_multipliers=multipliers),
+        optimizer=LayerwiseAdam(
+            scaling.learning_rate(learning_rate, warmup_steps), lr_multipliers=multipliers
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="accuracy"),

@@ -12,6 +12,7 @@ from PIL import Image
 
 # Deliberately not in alphabetical order: split.json's order (sorted by name) must decide labels.
 BREEDS = (("Pug", "n02110958"), ("Beagle", "n02088364"), ("Chihuahua", "n02085620"))
+EXTRA_BREED = ("Whippet", "n02091134")  # a fourth breed, for `breeds=4`
 COUNTS = {"train": 4, "val": 2, "holdout": 1}
 
 
@@ -21,7 +22,10 @@ def breed_color(index: int) -> tuple[int, int, int]:
 
 
 def make_tinyset(
-    root: Path, counts: dict[str, int] | None = None, size: tuple[int, int] = (48, 36)
+    root: Path,
+    counts: dict[str, int] | None = None,
+    size: tuple[int, int] = (48, 36),
+    breeds: int = 3,
 ) -> Path:
     """Write raw/<slug>/<sha256>.jpg images and split/split.{csv,json} under `root`.
 
@@ -32,7 +36,8 @@ def make_tinyset(
     rng = np.random.default_rng(0)
     raw_dir, split_dir = root / "raw", root / "split"
     split_dir.mkdir(parents=True, exist_ok=True)
-    classes = sorted(({"name": n, "wnid": w} for n, w in BREEDS), key=lambda c: c["name"])
+    chosen = (*BREEDS, EXTRA_BREED)[:breeds]
+    classes = sorted(({"name": n, "wnid": w} for n, w in chosen), key=lambda c: c["name"])
     rows = []
     for index, cls in enumerate(classes):
         slug = cls["name"].lower().replace(" ", "_")

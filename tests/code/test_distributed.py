@@ -185,6 +185,7 @@ def test_patience_carries_over_a_resume(tmp_path: Path, interrupt_at) -> None:
 WORKER = textwrap.dedent(
     """
     import hashlib, json, sys
+    import keras
     import numpy as np
     import tensorflow as tf
     from helpers import training as train
@@ -207,6 +208,8 @@ WORKER = textwrap.dedent(
         "mwms": isinstance(hw.strategy, tf.distribute.MultiWorkerMirroredStrategy),
         "replicas": hw.replicas,
         "loss": history.history["loss"], "sha256": digest,
+        "steps": int(model.optimizer.iterations.numpy()),
+        "learning_rate": float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
     }), flush=True)
     """
 )
@@ -233,37 +236,52 @@ def _env(tf_config: dict) -> dict[str, str]:
     return env
 
 
-@pytest.mark.slow
-def test_multi_worker_mirrored_strategy_with_two_local_workers(tmp_path: Path) -> None:
-    split_dir = make_tinyset(tmp_path / "tiny")
-    run_dir = tmp_path / "run"
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+def _run_workers(commands: list[list[str]], timeout: int = 240) -> list[tuple[int, str, str]]:
+    """Run one command per worker of a cluster on 127.0.0.1; return (returncode, stdout,
+    stderr) of each."""
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(len(commands))]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(split_dir), str(run_dir)],
+            command,
             env=_env({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}}),
             cwd=ROOT,
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
-        for i in range(2)
+        for i, command in enumerate(commands)
     ]
     try:  # a worker waiting for a dead peer would hang forever
-        outputs = [p.communicate(timeout=150) for p in procs]
+        outputs = [p.communicate(timeout=timeout) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outputs, strict=True)]
+
+
+def _worker_results(runs: list[tuple[int, str, str]]) -> list[dict]:
     results = []
-    for p, (stdout, stderr) in zip(procs, outputs, strict=True):
-        assert p.returncode == 0, stderr[-3000:]
+    for returncode, stdout, stderr in runs:
+        assert returncode == 0, stderr[-3000:]
         lines = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
         assert lines, stdout[-2000:] + stderr[-2000:]
         results.append(json.loads(lines[-1].removeprefix("RESULT ")))
+    return results
+
+
+@pytest.mark.slow
+def test_multi_worker_mirrored_strategy_with_two_local_workers(tmp_path: Path) -> None:
+    split_dir = make_tinyset(tmp_path / "tiny")
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-c", WORKER, str(split_dir), str(run_dir)]
+    results = _worker_results(_run_workers([command, command]))
     for result in results:
         assert result["mwms"] and result["replicas"] == 2
         assert len(result["loss"]) == 2 and np.isfinite(result["loss"]).all()
+        # batch 4 is per replica: 12 training photos make 2 steps of 4 + 4 (and 2 + 2) per
+        # epoch, not 3 steps of 2 + 2, at twice the learning rate.
+        assert result["steps"] == 4 and result["learning_rate"] == pytest.approx(2e-3)
     # One model trained in lockstep: the same weights and the same global metrics everywhere.
     assert results[0]["sha256"] == results[1]["sha256"]
     assert results[0]["loss"] == results[1]["loss"]
@@ -272,7 +290,99 @@ def test_multi_worker_mirrored_strategy_with_two_local_workers(tmp_path: Path) -
     assert (run_dir / "best.keras").is_file() and not (run_dir / "backup").exists()
     worker_dir = run_dir / "workers" / "worker_1"
     assert (worker_dir / "log.csv").is_file() and (worker_dir / "best.keras").is_file()
-    assert sorted(p.name for p in run_dir.iterdir()) == ["best.keras", "log.csv", "workers"]
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "best.keras", "final.weights.h5", "log.csv", "run.json", "workers"
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_worker_that_reads_other_data_fails_fast_on_every_worker(tmp_path: Path) -> None:
+    """As many classes, other photos (a worker that scraped its own copy): no error would
+    show, the workers would train one model on inconsistent data. Both must stop before
+    training, saying why."""
+    ours = make_tinyset(tmp_path / "ours")
+    theirs = make_tinyset(tmp_path / "theirs", counts={"train": 5, "val": 2, "holdout": 1})
+    run_dir = tmp_path / "run"
+    runs = _run_workers(
+        [[sys.executable, "-c", WORKER, str(split), str(run_dir)] for split in (ours, theirs)]
+    )
+    for returncode, _, stderr in runs:
+        assert returncode != 0
+        assert "WorkersDisagree: the workers disagree on" in stderr, stderr[-3000:]
+        assert "train data" in stderr and "same split" in stderr
+    assert not (run_dir / "log.csv").exists()  # nothing was trained
+
+
+# The documented multi-machine flow: 01_scrape and 02_split ran once (here: make_tinyset);
+# every worker runs the pipeline's training notebooks with the same TF_CONFIG cluster.
+TRAINING_NOTEBOOK = textwrap.dedent(
+    """
+    import json
+    from helpers import training as train
+    from helpers.models import builders as models
+    from helpers.paths import split_dir
+    from helpers.training import data
+    hw = train.setup_hardware()
+    splits = split_dir(data_dir)
+    table, classes = data.read_split(splits)
+    train_ds = data.make_dataset(splits, "train", 16, 4, table=table, seed=0)
+    val_ds = data.make_dataset(splits, "val", 16, 4, table=table)
+    with hw.strategy.scope():
+        model = train.compile_classifier(models.simple_cnn(len(classes), 16), 1e-3)
+    history = train.fit(model, train_ds, val_ds, run_dir=run_dir, epochs=1, tensorboard=False,
+                        verbose=0)
+    print("RESULT", json.dumps({"replicas": hw.replicas, "loss": history.history["loss"]}))
+    """
+)
+PIPELINE = (
+    "import sys; from pathlib import Path; from helpers.pipeline import run; "
+    "run(sys.argv[1], None, False, sys.argv[2], Path(sys.argv[3]))"
+)
+
+
+def _pipeline_commands(tmp_path: Path, data_dirs: list[Path]) -> list[list[str]]:
+    import nbformat
+
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir(parents=True)
+    book = nbformat.v4.new_notebook()
+    book.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                   "language": "python"}  # fmt: skip
+    book.cells = [
+        nbformat.v4.new_code_cell(
+            'data_dir = "data/demo"\nrun_dir = "runs/x"', metadata={"tags": ["parameters"]}
+        ),
+        nbformat.v4.new_code_cell(TRAINING_NOTEBOOK),
+    ]
+    nbformat.write(book, notebooks / "03_baseline.ipynb")
+    commands = []
+    for index, data_dir in enumerate(data_dirs):
+        params = tmp_path / f"worker{index}.yaml"
+        params.write_text(
+            f"name: w{index}\nkernel: python3\ncommon:\n  data_dir: {data_dir}\n"
+            f"notebooks:\n  03_baseline:\n    run_dir: {tmp_path / 'run'}\n"
+        )
+        out = tmp_path / f"out{index}"
+        commands.append([sys.executable, "-c", PIPELINE, str(params), str(out), str(notebooks)])
+    return commands
+
+
+@pytest.mark.slow
+def test_the_documented_multi_machine_flow_trains_and_catches_another_class_list(tmp_path):
+    shared = make_tinyset(tmp_path / "shared").parent
+    runs = _run_workers(_pipeline_commands(tmp_path / "same", [shared, shared]), timeout=300)
+    for returncode, _, stderr in runs:
+        assert returncode == 0, stderr[-3000:]
+    for index in range(2):
+        log = (tmp_path / "same" / f"out{index}" / "03_baseline.log").read_text()
+        assert '"replicas": 2' in log
+    # A machine with its own data set, of 4 breeds: every worker stops at setup_hardware,
+    # before a model of another shape could fail on its first variable.
+    local = make_tinyset(tmp_path / "local", breeds=4).parent
+    runs = _run_workers(_pipeline_commands(tmp_path / "other", [shared, local]), timeout=300)
+    for returncode, _, stderr in runs:
+        assert returncode != 0
+        assert "the workers disagree on split manifest" in stderr, stderr[-3000:]
 
 
 class _WeightsByEpoch(keras.callbacks.Callback):

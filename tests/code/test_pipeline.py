@@ -194,3 +194,20 @@ def test_solutions_run_after_the_lessons_in_their_own_folder_with_their_own_para
         solutions_dir=folders["solutions"],
     )
     assert order.read_text().splitlines() == ["notebooks 1", "solutions 3", "solutions 3"]
+
+
+def test_several_workers_run_only_the_training_notebooks_and_only_on_an_existing_split(
+    tmp_path, monkeypatch
+):
+    """Each machine of a multi-worker run scraping and splitting on its own is how workers came
+    to train on different data: under such a TF_CONFIG the pipeline refuses 01, 02 and 06."""
+    cluster = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
+    full = str(PROJECT_ROOT / "params" / "full.yaml")
+    with pytest.raises(ValueError, match="run 01_scrape and 02_split once beforehand"):
+        run(full, None, update=False, run_dir=str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()  # refused before anything ran
+    missing = tmp_path / "nothing.yaml"
+    missing.write_text(f"notebooks:\n  03_baseline:\n    data_dir: {tmp_path / 'none'}\n")
+    with pytest.raises(FileNotFoundError, match="run 01_scrape and 02_split once"):
+        run(str(missing), None, update=False, run_dir=str(tmp_path / "out"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 import json
 import os
@@ -281,6 +282,8 @@ WORKER = textwrap.dedent(
         "mixed_precision": hw.mixed_precision, "jit": hw.jit_compile,
         "epochs": len(history.history["loss"]), "loss": history.history["loss"][0],
         "weights": float(sum(np.abs(w).sum() for w in model.get_weights())),
+        "steps": int(model.optimizer.iterations.numpy()),
+        "learning_rate": float(model.optimizer.learning_rate.numpy()),
     }))
     """
 )
@@ -314,6 +317,31 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path: Path) -> None:
     assert not result["mixed_precision"] and not result["jit"]  # CPU: both off
     assert result["epochs"] == 1 and np.isfinite(result["loss"])
     assert (tmp_path / "run" / "best.keras").is_file()
+    # batch(8) is per replica: the 16 photos make one step of 8 per replica, not two of 4 each,
+    # at twice the learning rate (linear scaling), and the user is told so.
+    assert result["steps"] == 1
+    assert result["learning_rate"] == pytest.approx(2e-3)
+    assert "batch_size is per replica: each step trains on 2 batches" in proc.stdout
+    assert "learning rate 0.001 x 2 = 0.002 (linear scaling rule)" in proc.stdout
+
+
+def test_replica_scaling_joins_per_replica_batches_and_scales_the_learning_rate() -> None:
+    from helpers.training.hardware import ReplicaScaling
+
+    ds = tf.data.Dataset.range(10).map(lambda i: (i, -i)).batch(3)  # 3, 3, 3, 1
+    two = ReplicaScaling(2)
+    joined = [(x.numpy().tolist(), y.numpy().tolist()) for x, y in two.global_batches(ds)]
+    assert joined == [
+        ([0, 1, 2, 3, 4, 5], [0, -1, -2, -3, -4, -5]),
+        ([6, 7, 8, 9], [-6, -7, -8, -9]),
+    ]
+    assert two.global_batch(32) == 64 and two.learning_rate(1e-3) == pytest.approx(2e-3)
+    warm = two.learning_rate(1e-3, warmup_steps=10)
+    assert [float(warm(step)) for step in (0, 5, 10, 100)] == pytest.approx(
+        [1e-3, 1.5e-3, 2e-3, 2e-3]
+    )
+    one = ReplicaScaling(1)  # one replica (the CPU demo): the very same rate and dataset
+    assert one.learning_rate(1e-3, warmup_steps=10) == 1e-3 and one.global_batches(ds) is ds
 
 
 # MultiWorkerMirroredStrategy: helpers.training.fit hands it to helpers.training.distributed's
@@ -330,3 +358,101 @@ def test_xla_is_off_by_default_under_several_replicas_and_always_off_without_a_g
     assert use_xla(gpus=4, replicas=4, requested=True) is True
     assert use_xla(gpus=0, replicas=1, requested=True) is False
     assert use_xla(gpus=1, replicas=1, requested=False) is False
+
+
+# ------------------------------------------------------------------------------ re-running fit
+
+
+def _tree_digests(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _tiny_fit(split_dir: Path, run_dir: Path, probe: StopAfter, epochs: int = 2):
+    """fit of a fresh seeded simple CNN on the tiny set, as a notebook re-run does it."""
+    table, classes = data.read_split(split_dir)
+    train_ds = data.make_dataset(split_dir, "train", 16, 4, table=table, seed=0)
+    val_ds = data.make_dataset(split_dir, "val", 16, 4, table=table)
+    keras.utils.set_random_seed(0)
+    model = train.compile_classifier(models.simple_cnn(len(classes), 16), 1e-3)
+    weights = data.class_weights(data.split_labels(table, "train"), len(classes))
+    history = train.fit(model, train_ds, val_ds, run_dir=run_dir, epochs=epochs,
+                        class_weight=weights, callbacks=[probe], verbose=0)  # fmt: skip
+    return model, history
+
+
+def test_rerunning_a_finished_fit_changes_nothing_and_trains_nothing(tmp_path: Path) -> None:
+    split_dir = make_tinyset(tmp_path / "tiny")
+    run_dir = tmp_path / "run"
+    first_model, first = _tiny_fit(split_dir, run_dir, StopAfter(None))
+    before = _tree_digests(run_dir)
+    probe = StopAfter(None)
+    second_model, second = _tiny_fit(split_dir, run_dir, probe)
+    assert probe.epochs == [] and probe.start_weights is None  # no training at all
+    assert _tree_digests(run_dir) == before
+    assert second.history == first.history and second.epoch == first.epoch
+    assert second.training_seconds == first.training_seconds
+    assert all(  # the model is left as the first fit left it
+        np.array_equal(a, b)
+        for a, b in zip(first_model.get_weights(), second_model.get_weights(), strict=True)
+    )
+
+
+def test_a_changed_class_set_starts_a_new_run_instead_of_failing_to_resume(
+    tmp_path: Path, capsys
+) -> None:
+    """An interrupted run with 3 classes, re-run after the split gained a fourth breed."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        _tiny_fit(make_tinyset(tmp_path / "three"), run_dir, StopAfter(fail_at=0))
+    assert (run_dir / "backup").is_dir()
+    four = tmp_path / "four" / "split"
+    make_tinyset(tmp_path / "four", breeds=4)
+    probe = StopAfter(None)
+    model, history = _tiny_fit(four, run_dir, probe)
+    assert model.output_shape[-1] == 4 and probe.epochs == [0, 1]
+    assert _logged_epochs(run_dir) == [0, 1]
+    out = capsys.readouterr().out
+    assert "other classes (3 -> 4)" in out and "run.replaced-1" in out
+    aside = tmp_path / "run.replaced-1"
+    assert _logged_epochs(aside) == [0] and (aside / "backup").is_dir()  # nothing lost
+    assert not (run_dir / "backup").exists()
+
+
+def _bn_classifier() -> keras.Model:
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3)(keras.layers.Rescaling(1 / 255)(inputs))
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.ReLU()(x))
+    return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
+def test_precise_batch_norm_survives_a_resume_and_a_finished_rerun(tmp_path: Path) -> None:
+    """Its backup holds the recomputed statistics; a resumed epoch must train on from Keras's
+    averages, as the uninterrupted run did, and a skipped re-run still has them to compare."""
+    x, y = _arrays(n=12)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)  # unshuffled: epochs alike
+
+    def run(run_dir: Path, probe: StopAfter) -> train.PreciseBatchNorm:
+        keras.utils.set_random_seed(0)
+        model = train.compile_classifier(_bn_classifier(), 1e-2)
+        precise = train.PreciseBatchNorm(ds, 2)
+        train.fit(model, ds, ds, run_dir=run_dir, epochs=3, callbacks=[precise, probe], verbose=0)
+        return precise
+
+    straight = run(tmp_path / "straight", StopAfter(None))
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "resumed", StopAfter(fail_at=0))
+    resumed = run(tmp_path / "resumed", StopAfter(None))
+    probe = StopAfter(None)
+    rerun = run(tmp_path / "resumed", probe)
+    assert probe.epochs == []  # finished: nothing trained
+    for other in (resumed, rerun):
+        assert len(other.keras_statistics) == 3
+        for ours, theirs in zip(other.keras_statistics, straight.keras_statistics, strict=True):
+            for a, b in zip(ours, theirs, strict=True):
+                np.testing.assert_allclose(a[0], b[0], rtol=1e-5, atol=1e-7)
+                np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-7)
