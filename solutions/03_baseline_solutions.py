@@ -50,7 +50,7 @@ from helpers.evaluation import topk_hits
 from helpers.models import simple_cnn
 from helpers.paths import project_path, split_dir
 from helpers.plots import training_curves, use_style
-from helpers.serving import read_metadata
+from helpers.serving import read_card
 from helpers.training import (
     augmentation,
     class_weights,
@@ -77,7 +77,7 @@ reference_hits = topk_hits(
 )
 print(
     f"03's model: holdout top-1 {reference_hits.mean():.1%} "
-    f"(its metadata: {read_metadata(reference_dir)['metrics']['holdout_accuracy']:.1%})"
+    f"(its metadata: {read_card(reference_dir).metrics['holdout_accuracy']:.1%})"
 )
 
 
@@ -231,7 +231,7 @@ big_train = make_dataset(splits, "train", 128, batch_size, seed=seed, table=tabl
 started = time.perf_counter()
 big_model, big_log = train("size_128", big_train, size=128, n_epochs=3, wait=3)
 big_seconds = (time.perf_counter() - started) / 3
-small_seconds = read_metadata(reference_dir)["training_seconds"] / len(reference_log)
+small_seconds = (read_card(reference_dir).training_seconds or 0.0) / len(reference_log)
 print(
     f"epoch at 128 px: time: {big_seconds:.1f} s; at 64 px (03's run): time: {small_seconds:.1f} s"
 )
@@ -289,7 +289,7 @@ assert from_cache < decode and decode / (decode + epoch_seconds) > 0.05
 # A pass that decodes every JPEG takes far longer than a pass from the cache; decoding's
 # share of an uncached epoch is the decoding time over the sum of the decoding and training
 # times above (checked to be over 5%; the times vary from run to run). For this small CNN at
-# 64 px, decoding 840 JPEGs is a noticeable share of the work, which is why 03 caches; at
+# 64 px, decoding every training JPEG is a noticeable share of the work, which is why 03 caches; at
 # 299 px with Xception the model dominates, and at 75,000 photos the
 # cache would not fit in memory: hence `cache = False` at full scale.
 

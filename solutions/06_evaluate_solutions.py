@@ -55,7 +55,7 @@ from helpers.evaluation import (
 from helpers.evaluation.calibration import negative_log_likelihood
 from helpers.paths import project_path, split_dir
 from helpers.plots import heatmap_grid, use_style
-from helpers.serving import Predictor, grad_cam, image_to_array, read_metadata
+from helpers.serving import Predictor, grad_cam, image_to_array, read_card
 from helpers.training import read_split
 
 use_style()
@@ -71,7 +71,7 @@ for name, d in dirs.items():
         predicted[name, split] = predict_split(d, splits, split, cache_dir=work / "predictions")
 y_true = predicted["simple_cnn", "holdout"][0]
 best = max(dirs, key=lambda n: topk_hits(y_true, predicted[n, "holdout"][1], 1).mean())
-print(f"models: {[model_label(read_metadata(d)) for d in dirs.values()]}; best: {best}")
+print(f"models: {[model_label(read_card(d)) for d in dirs.values()]}; best: {best}")
 
 # %% [markdown] tags=[]
 # ## Exercise 1: `n_boot = 50`
@@ -142,7 +142,7 @@ assert on.loc["holdout", "p"] >= 0.05 and on.loc["val", "p"] < 0.05 and on.loc["
 # holdout.
 
 # %% tags=[]
-t_saved = float(read_metadata(dirs[best]).get("temperature") or 1.0)
+t_saved = read_card(dirs[best]).temperature or 1.0
 val_true, val_probs, _ = predicted[best, "val"]
 val_logits = probs_to_logits(val_probs) * t_saved
 holdout_logits = probs_to_logits(probs) * t_saved
@@ -155,7 +155,7 @@ scores = pd.DataFrame(rows, columns=["T", "value", "holdout ECE", "holdout log l
 print(scores.round(4).to_string(index=False))
 assert abs(t_val - t_saved) < 0.01
 assert scores["holdout log loss"].iloc[2] <= scores["holdout log loss"].iloc[1]
-assert abs(scores["holdout ECE"].iloc[2] - scores["holdout ECE"].iloc[1]) < 0.005
+assert t_val < 1  # validation found the model underconfident
 assert scores["holdout log loss"].iloc[1] > scores["holdout log loss"].iloc[0]
 
 # %% [markdown] tags=[]
@@ -163,13 +163,11 @@ assert scores["holdout log loss"].iloc[1] > scores["holdout log loss"].iloc[0]
 # holdout log loss, the quantity T is fitted to minimise, is lower with the holdout's T than
 # with validation's *by construction*, whatever the model would do on new photos. That is
 # why such a number is too good to believe: it is the same mistake as choosing an epoch by
-# its holdout accuracy. On the demo the ECE does not even show the gain (the same to the
-# third decimal either way): 120 photos in 15 bins are too few for ECE to tell the two
-# temperatures apart, which is one more reason to fit T on validation and only check it on
-# the holdout. And the honest check is not flattering: validation's T (0.60: the model looked
-# underconfident there) gives a slightly *higher* holdout log loss than no temperature at all.
-# On 240 and 120 photos the fitted T is itself uncertain; the bench run's 1,439 photos show the
-# gain 06 describes.
+# its holdout accuracy. ECE, on 120 photos in 15 bins, is too coarse to be trusted either
+# way. And the honest check is not flattering: validation's T (below 1, printed above: the
+# model looked underconfident there) gives a *higher* holdout log loss than no temperature at
+# all. On 240 and 120 photos the fitted T is itself uncertain; the bench run's 1,439 photos
+# show the gain 06 describes.
 
 # %% [markdown] tags=[]
 # ## Exercise 4: Grad-CAM for the second most probable breed
@@ -232,15 +230,17 @@ print(f"suffers most: {most['model']} ({most['change']:+.1%})")
 
 # %% tags=[]
 by_model = robust.set_index("model")["change"]
-assert most["model"] == best and by_model["simple_cnn"] == 0
+one_photo = 1 / len(y_true) + 1e-9
+assert most["model"] == best
+assert abs(by_model["simple_cnn"]) <= one_photo and abs(by_model["xception_scratch"]) <= one_photo
 
 # %% [markdown] tags=[]
-# The best model, the transfer model, suffers most; the simple CNN does not change at all.
-# The reason is the input size: a 224-pixel photo halved is 112 pixels, still more than the
-# simple CNN's 64-pixel input, so the detail the downscale removes is detail it never saw.
-# The transfer model reads the photo at 224 pixels and uses that fine detail (fur, eyes), so
-# it loses the most; Xception from scratch at 80 pixels sits in between. A model that sees
-# more can lose more: robustness has to be measured at each model's own resolution.
+# The best model, the transfer model, suffers most; the two small models change by at most one
+# photo of 120, either way: noise. The reason is the input size: a 224-pixel photo halved is
+# 112 pixels, still more than the simple CNN's 64-pixel input or Xception's 80, so the detail
+# the downscale removes is detail they never saw. The transfer model reads the photo at 224
+# pixels and can use that fine detail (fur, eyes), so it is the one that can lose it. A model
+# that sees more can lose more: robustness has to be measured at each model's own resolution.
 
 # %% [markdown] tags=[]
 # ## Questionnaire: short answers
