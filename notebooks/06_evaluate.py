@@ -160,7 +160,7 @@ if bench_file.is_file():
 # %% [markdown] tags=[]
 # Different data set, different breeds, different budget: the original's figures are a reference
 # point, not a race. Ten breeds are easier than 188 (chance is 10%, not 0.5%); but the demo
-# trains for minutes on 840 photos where the original trained 20 epochs on about 52,000 with 4
+# trains for minutes on 834 photos where the original trained 20 epochs on about 52,000 with 4
 # GPUs; and the ImageNet models were pretrained on photos from the same source as these
 # (Stanford Dogs comes from ImageNet), which flatters them.
 
@@ -407,7 +407,7 @@ robust.round(3)
 #
 # - The comparison table ranks the models with their uncertainty; on the same photos a paired
 #   test (McNemar, paired bootstrap) says which differences are real. Starting from ImageNet
-#   wins by a wide, significant margin; depth alone, trained from scratch on 840 photos, does
+#   wins by a wide, significant margin; depth alone, trained from scratch on 834 photos, does
 #   not buy much.
 # - Per-breed scores, the confusion matrix and the most-confused pairs show where the mistakes
 #   go; the galleries show the photos behind them.
