@@ -26,7 +26,6 @@ import yaml
 from helpers.hashing import file_sha256
 from helpers.kernel import DISPLAY_NAME, KERNEL_NAME
 from helpers.paths import PROJECT_ROOT, project_path, shown_path, split_dir
-from helpers.training.hardware import SPLIT_ENV, worker_count
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 SOLUTIONS_DIR = PROJECT_ROOT / "solutions"
@@ -111,6 +110,9 @@ def run(
         stem: notebook_parameters(stem, params, folder_of[stem][1], folder_of[stem][0])
         for stem in stems
     }
+    # The training stage's rule for reading TF_CONFIG; imported here, as it loads TensorFlow.
+    from helpers.training.hardware import SPLIT_ENV, worker_count
+
     workers = worker_count()
     if workers > 1:
         check_multi_worker(stems, workers)

@@ -192,7 +192,8 @@ def test_importing_what_the_app_imports_loads_no_tensorflow():
     import sys
 
     code = (
-        "import sys, helpers.serving, helpers.model_card, helpers.formats, helpers.original; "
+        "import sys, helpers.serving, helpers.model_card, helpers.formats, helpers.original, "
+        "helpers.pipeline; "
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
