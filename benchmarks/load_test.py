@@ -39,20 +39,20 @@ def create_baseline_app(model_dir: str | None = None):
     from flask import Flask, jsonify, request
 
     from helpers.formats import MODEL_FILE
-    from helpers.serving.model_dir import read_metadata
+    from helpers.model_card import read_card
     from helpers.serving.predict import image_to_array
 
     model_dir = Path(model_dir or os.environ["DOGGO_MODEL_DIR"])
-    metadata = read_metadata(model_dir)
+    card = read_card(model_dir)
     app = Flask("baseline")
 
     @app.post("/api/predict")
     def predict():
         model = keras.saving.load_model(model_dir / MODEL_FILE, compile=False)
-        array = image_to_array(request.get_data(), metadata["image_size"])
+        array = image_to_array(request.get_data(), card.image_size)
         probs = model.predict(array[None], verbose=0)[0]
         best = int(np.argmax(probs))
-        return jsonify(name=metadata["classes"][best]["name"], probability=float(probs[best]))
+        return jsonify(name=card.classes[best]["name"], probability=float(probs[best]))
 
     @app.get("/healthz")
     def healthz():

@@ -141,11 +141,12 @@ run_case "embedded model" imagenet-efficientnet-lite2
 
 # A real trained-model directory saved by helpers.serving.model_dir on this machine (the default
 # model's network under another name), mounted read-only as compose.yaml describes.
-"$PY" - "$WORK/trained" 2>/dev/null <<'PY'
+# TensorFlow's start-up noise goes to a log, shown only if saving fails.
+"$PY" - "$WORK/trained" 2>"$WORK/save.log" <<'PY' || { cat "$WORK/save.log"; say "FAILED: could not save the mounted model"; exit 1; }
 import sys
-from helpers.serving.default_model import build_default_model, default_metadata
+from helpers.serving.default_model import build_default_model, default_card
 from helpers.serving.model_dir import save_model_dir
-save_model_dir(sys.argv[1], build_default_model(), {**default_metadata(), "name": "mounted-model"})
+save_model_dir(sys.argv[1], build_default_model(), default_card().replace(name="mounted-model"))
 PY
 MOUNT_POINT=/srv/doggo/trained/my-model run_case "mounted model" mounted-model \
   -v "$WORK/trained:/srv/doggo/trained/my-model:ro" -e DOGGO_MODEL_DIR=/srv/doggo/trained/my-model
