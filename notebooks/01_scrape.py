@@ -57,7 +57,11 @@ seed = 42  # which photos the sample grid shows
 # **On Colab/Kaggle only.** A hosted runtime has neither this project nor its pinned packages.
 # There the next cell clones the repository and installs the versions pinned by
 # `requirements/constraints.txt` (then restart the runtime once, as it says, and run from the
-# top). Anywhere else it does nothing and says so.
+# top). Anywhere else it does nothing and says so. A hosted runtime has no `../shared` folder
+# either: the cell after it then downloads the same photos from Stanford Dogs' official
+# `images.tar` (794 MB, a few minutes on a hosted runtime; kept in `data/demo/stanford-dogs`,
+# and resumed if cut off) and extracts the breeds asked for. Those are the full-size photos, not
+# the shared copy's 224x224 ones, so the numbers below will differ a little from these.
 
 # %% tags=[]
 import importlib.util
@@ -104,15 +108,22 @@ from helpers.collect import (
     read_manifest,
     sample_paths,
 )
+from helpers.collect.stanford import STANFORD_DOGS_BYTES, fetch_breeds
 from helpers.images import ImageError, decode_image
 from helpers.paths import project_path, raw_dir, shown_path
 from helpers.plots import image_grid, use_style
 
 use_style()
+if source == "demo" and not project_path(source_path).is_dir():
+    # A hosted runtime has no ../shared: the same breeds come from Stanford's own download.
+    print(f"{source_path} is not here: downloading Stanford Dogs' images.tar "
+          f"({STANFORD_DOGS_BYTES / 1e6:.0f} MB, a few minutes) to extract the breeds")  # fmt: skip
+    wanted = None if breeds == "all" else AKC_BREEDS if breeds == "akc" else breeds
+    source_path = fetch_breeds(wanted, project_path(data_dir) / "stanford-dogs")
 if breeds == "akc":
     breed_list = list(AKC_BREEDS)
 elif breeds == "all":
-    breed_list = make_source(source, source_path).breeds()
+    breed_list = make_source("folder" if source == "demo" else source, source_path).breeds()
 else:
     breed_list = sorted(breeds)
 out_dir = raw_dir(data_dir)
@@ -349,8 +360,8 @@ for row in wide.itertuples():
 # 2. Set `near_duplicate_distance = 0` and re-run: which planted copies get through now?
 # 3. Add a breed to `breeds` that the shared photos do not have (say "Dachshund"). What does the
 #    notebook tell you, and where?
-# 4. Interrupt the download cell halfway (the stop button), then run it again: count the new
-#    downloads in the progress bars. Why is the total unchanged?
+# 4. Interrupt the download cell halfway (the stop button), then run it again: read `fetched`
+#    and `skipped` in the printed report. Why do the kept photos come out the same?
 # 5. Open `raw/manifest.csv` in a spreadsheet and find the row of the planted web page: which
 #    columns say what happened to it?
 #

@@ -345,7 +345,8 @@ print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterd
 #    `batch_norm_layers(model)`), again with `bn_batches = 0`: does the collapse go away? Why?
 # 3. Train for 8 epochs instead of 4: how close do Keras's moving variances come to the
 #    recomputed ones in the variance table?
-# 4. Try `bn_batches = 2` and `bn_batches = 32`: how many batches does a good estimate need?
+# 4. Try `bn_batches = 2` and `bn_batches = 27` (every training batch of an epoch): how many
+#    batches does a good estimate need?
 # 5. Compare the holdout accuracy with 03's on the same photos (06 does it with a paired test):
 #    is depth paying off at this scale?
 #

@@ -435,9 +435,10 @@ robust.round(3)
 # 2. Compare the simple CNN and Xception from scratch with the paired test on the validation
 #    split instead of the holdout (`predict_split(..., "val")`): does the verdict change with 240
 #    photos?
-# 3. Fit the temperature on the holdout instead of validation and report the holdout ECE: why is
-#    that number too good to believe?
+# 3. Fit the temperature on the holdout instead of validation and report the holdout log loss
+#    (the quantity the temperature is fitted to minimise): why is that number too good to
+#    believe?
 # 4. Run Grad-CAM for the second most probable breed of a mistake: where does the model look
 #    for it?
-# 5. Add a corruption to `helpers.evaluation.corruptions()` (say, a 50% downscale and back up):
-#    which model suffers most?
+# 5. Write a new corruption (say, a 50% downscale and back up) and pass it to
+#    `robustness_table` next to the clean photos: which model suffers most?

@@ -1,6 +1,6 @@
 """The Stanford Dogs photos from their official download, for a hosted runtime with internet.
 
-`download_archive` streams `images.tar` with resume (an interrupted download goes on from where
+`fetch_breeds` is what 01 calls when the shared copy is not there; `download_archive` streams `images.tar` with resume (an interrupted download goes on from where
 it stopped) and checks its size; `extract_breeds` unpacks the breeds asked for into
 `<wnid>-<Breed_name>/` folders, the layout of ../shared/datasets/stanford-dogs-120 that the
 "folder" source reads, refusing any member that would land outside the output folder.
@@ -73,6 +73,23 @@ def download_archive(
         )
     os.replace(part, dest)
     return dest
+
+
+def fetch_breeds(
+    breeds: Iterable[str] | None,
+    folder: str | os.PathLike,
+    *,
+    url: str = STANFORD_DOGS_URL,
+    expected_bytes: int | None = STANFORD_DOGS_BYTES,
+) -> Path:
+    """Download the archive into `folder` (once) and extract `breeds` (None: all) into
+    `folder/photos`; return that folder, laid out as ../shared/datasets/stanford-dogs-120."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = download_archive(url, folder / "images.tar", expected_bytes=expected_bytes)
+    photos = folder / "photos"
+    extract_breeds(archive, photos, breeds)
+    return photos
 
 
 def _fetch_rest(url: str, part: Path, expected: int | None, timeout: float) -> None:

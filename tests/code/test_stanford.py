@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from helpers.collect.stanford import ArchiveError, breed_folders, download_archive, extract_breeds
+from helpers.collect import make_source
+from helpers.collect.demo import breed_photos
+from helpers.collect.stanford import (
+    ArchiveError,
+    breed_folders,
+    download_archive,
+    extract_breeds,
+    fetch_breeds,
+)
 
 BREED_DIRS = ["n02085620-Chihuahua", "n02088364-beagle", "n02110958-pug"]
 
@@ -102,6 +110,21 @@ def test_download_then_extract_the_breeds_asked_for(served, archive, tmp_path, s
     ]  # fmt: skip
     for photo in (tmp_path / "photos" / "n02110958-pug").iterdir():
         assert photo.read_bytes() == (stanford_dogs / "n02110958-pug" / photo.name).read_bytes()
+
+
+def test_fetch_breeds_gives_the_folder_01s_sources_read_and_downloads_once(
+    served, archive, tmp_path, stanford_dogs
+):
+    size = archive.stat().st_size
+    photos = fetch_breeds(["Chihuahua", "Pug"], tmp_path / "dogs", url=served.url,
+                          expected_bytes=size)  # fmt: skip
+    again = fetch_breeds(["Chihuahua", "Pug"], tmp_path / "dogs", url=served.url,
+                         expected_bytes=size)  # fmt: skip
+    assert again == photos and served.requests == [None]  # the second call downloads nothing
+    assert make_source("folder", photos).breeds() == ["Chihuahua", "Pug"]
+    served_by_demo_site = breed_photos(photos, ["Pug"])["Pug"]  # what the demo site lists
+    packed = sorted((stanford_dogs / "n02110958-pug").glob("*.jpg"))[:3]
+    assert [p.read_bytes() for p in served_by_demo_site] == [p.read_bytes() for p in packed]
 
 
 def test_a_complete_download_is_not_fetched_again(served, archive, tmp_path):
