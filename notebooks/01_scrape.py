@@ -365,4 +365,15 @@ for row in wide.itertuples():
 # 5. Open `raw/manifest.csv` in a spreadsheet and find the row of the planted web page: which
 #    columns say what happened to it?
 #
+# ## Further research
+#
+# - Read "Datasheets for Datasets" (Gebru et al., 2018, arXiv:1803.09010) and write a short
+#   datasheet for your `raw/`: who took the photos, under which licences, what is missing.
+# - ImageNet itself was collected by image search and checked by people (Deng et al., 2009,
+#   "ImageNet: A large-scale hierarchical image database"). What would a human check of doggo's
+#   photos cost at 400 photos x 188 breeds, and which of 01's checks could it replace?
+# - The `imagehash` package also has difference and wavelet hashes (`dhash`, `whash`) and a
+#   `crop_resistant_hash`: which of them catch the planted 8% crop that pHash let through, and
+#   at what price in false matches between different photos?
+#
 # Next, `02_split` divides these photos into train, validation and holdout sets without leaks.

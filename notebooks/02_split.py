@@ -411,4 +411,15 @@ print(f"Wrote {shown_path(out)}: {len(split.table)} photos, {len(split.classes)}
 # 5. Lower `leak_correlation` to 0.85: how many "leaks" does the check report now, and are they
 #    copies? What does that tell you about choosing the threshold?
 #
+# ## Further research
+#
+# - Barz and Denzler (2020), "Do We Train on Test Data? Purging CIFAR of Near-Duplicates"
+#   (Journal of Imaging 6(6), 41), found near-duplicates of test images in CIFAR's training
+#   set. How much did models' accuracy change on the purged test set, and why?
+# - Kaufman et al. (2012), "Leakage in Data Mining: Formulation, Detection, and Avoidance"
+#   (ACM TKDD 6(4)): which of their kinds of leakage does 02 guard against, and which not?
+# - scikit-learn's `StratifiedGroupKFold` keeps groups together and breeds balanced. When
+#   would it be a better choice than a hash of each group, and what would it cost a re-run
+#   that adds photos?
+#
 # Next, `03_baseline` trains the original's simple CNN on `split/split.csv`.

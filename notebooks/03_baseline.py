@@ -329,4 +329,14 @@ print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterd
 # 5. Add a third convolution + pooling block to `helpers.models.simple_cnn` (in a copy): how do
 #    the receptive field and the parameter count change?
 #
+# ## Further research
+#
+# - TensorFlow's guide "Better performance with the tf.data API"
+#   (tensorflow.org/guide/data_performance): profile 03's pipeline and find which step a GPU
+#   would wait for.
+# - Araujo, Norris and Sim (2019), "Computing Receptive Fields of Convolutional Neural Networks"
+#   (Distill): check the receptive field of `simple_cnn` by hand with their formula.
+# - Replace `Flatten` with `GlobalAveragePooling2D` (Lin et al., 2013, "Network In Network",
+#   arXiv:1312.4400 introduced it): how many weights are left, and what happens to accuracy?
+#
 # Next, `04_xception_scratch` trains a deep network, still from random weights.

@@ -350,4 +350,15 @@ print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterd
 # 5. Compare the holdout accuracy with 03's on the same photos (06 does it with a paired test):
 #    is depth paying off at this scale?
 #
+# ## Further research
+#
+# - Ioffe and Szegedy (2015), "Batch Normalization" (arXiv:1502.03167), and Wu and Johnson
+#   (2021), "Rethinking 'Batch' in BatchNorm" (arXiv:2105.07576), whose "precise BatchNorm" is
+#   what 04 does: what else do they find goes wrong with batch statistics?
+# - Chollet (2017), "Xception: Deep Learning with Depthwise Separable Convolutions"
+#   (arXiv:1610.02357): how does Xception differ from Inception V3, and what did the change buy
+#   on ImageNet and on JFT?
+# - Group normalization (Wu and He, 2018, arXiv:1803.08494; `keras.layers.GroupNormalization`)
+#   uses no batch statistics at all. Would it avoid 04's collapse, and what would it cost?
+#
 # Next, `05_xception_transfer` starts from ImageNet weights instead of random ones.

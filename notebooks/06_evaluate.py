@@ -442,3 +442,18 @@ robust.round(3)
 #    for it?
 # 5. Write a new corruption (say, a 50% downscale and back up) and pass it to
 #    `robustness_table` next to the clean photos: which model suffers most?
+
+# %% [markdown] tags=[]
+# ## Further research
+#
+# - Guo et al. (2017), "On Calibration of Modern Neural Networks" (arXiv:1706.04599): why are
+#   deep networks overconfident, and why is a single temperature enough to fix most of it?
+# - Dietterich (1998), "Approximate Statistical Tests for Comparing Supervised Classification
+#   Learning Algorithms" (Neural Computation 10(7)): why does he recommend McNemar's test when
+#   a model can be trained only once?
+# - Hendrycks and Dietterich (2019), "Benchmarking Neural Network Robustness to Common
+#   Corruptions and Perturbations" (arXiv:1903.12261): which of their 15 corruptions would a
+#   phone photo of a dog meet, and how would you add them to `corruptions()`?
+# - Adebayo et al. (2018), "Sanity Checks for Saliency Maps" (arXiv:1810.03292): run their
+#   model-randomisation test on Grad-CAM: re-initialise the best model's top layers and compare
+#   the heatmaps. Do they change as much as they should?
