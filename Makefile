@@ -51,6 +51,7 @@ notebooks: setup  ## re-execute the demo, then its solutions/, and write their o
 	rm -rf data/demo runs/demo
 	$(BIN)/python -m helpers.pipeline params/demo.yaml --update-notebooks
 	$(BIN)/jupytext --sync notebooks/*.ipynb solutions/*.ipynb
+	$(BIN)/python -m helpers.kernel record
 
 lint: setup
 	$(BIN)/ruff format --check .
@@ -69,8 +70,9 @@ test: setup browser lint $(BOOK_STAMP)
 	$(MAKE) docker-test
 
 # Re-runs the demo from scratch, as the committed outputs were made, in the doggo kernel. Outputs are
-# compared exactly on the reference platform (x86-64 Linux, AVX2, the pinned tensorflow-cpu);
-# elsewhere every cell still runs and the notebooks' own checks must pass (nbval's lax mode).
+# compared exactly where TensorFlow computes as where they were made (x86-64 Linux, AVX2, the
+# pinned tensorflow-cpu, and the numerics fingerprint in notebooks/numerics.json); elsewhere every
+# cell still runs and the notebooks' own checks must pass (nbval's lax mode).
 # pytest runs its arguments in the order given: the lessons first, then the solutions, which
 # read the lessons' outputs (data/demo, runs/demo/models) and write only to runs/demo/solutions.
 nbval: setup

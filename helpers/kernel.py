@@ -10,6 +10,12 @@ way). Papermill (`helpers.pipeline`), nbval
 
     python -m helpers.kernel install   # write the kernelspec into this environment
     python -m helpers.kernel check     # exit 0 if committed outputs can regenerate exactly here
+    python -m helpers.kernel record    # note this machine's numerics as the committed outputs'
+
+Even with all of that pinned, two CPUs can still add floats in another order (blocking that
+depends on cache sizes, seen between two AMD EPYC machines), so `check` also compares this
+machine's numerics fingerprint (`helpers._numerics`: a few training steps of each kind of model,
+hashed) with the one recorded, in `notebooks/numerics.json`, where the outputs were made.
 """
 
 from __future__ import annotations
@@ -17,14 +23,19 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
+import os
 import platform
 import re
+import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
+from helpers.atomic import write_atomic
 from helpers.paths import PROJECT_ROOT
 
 KERNEL_NAME = "doggo"
+NUMERICS_RECORD = PROJECT_ROOT / "notebooks" / "numerics.json"  # where the outputs were made
 DISPLAY_NAME = "doggo (reproducible)"
 # Every value is one a machine of the reference platform (below) can honour, so a native AVX2
 # machine and an AVX-512 one capped at AVX2 run the same code paths.
@@ -109,14 +120,72 @@ def why_not_exact(
     return None
 
 
+def fingerprint(overrides: Mapping[str, str] | None = None) -> str:
+    """Return this machine's numerics fingerprint in the doggo kernel's settings (`overrides`
+    changed), from a fresh Python: the settings must be in place before TensorFlow loads."""
+    env = {**os.environ, **REPRODUCIBLE_ENV, **(overrides or {}), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "helpers._numerics"], env=env, cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    return result.stdout.split()[-1]
+
+
+def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """Return the CPU as /proc/cpuinfo describes it: model name, family, model and cache (or
+    the platform's processor where there is no /proc/cpuinfo)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(re.findall(r"^(model name|cpu family|model|cache size)\s*:\s*(.*)$", text, re.M))
+    name = fields.get("model name", platform.machine()).strip()
+    details = [f"{key} {fields[key]}" for key in ("cpu family", "model") if key in fields]
+    if "cache size" in fields:
+        details.append(f"{fields['cache size']} cache")
+    return f"{name} ({', '.join(details)})" if details else name
+
+
+def record_numerics(path: Path = NUMERICS_RECORD) -> dict[str, str]:
+    """Write this machine's fingerprint to `path` as the committed outputs'; return the record."""
+    record = {
+        "fingerprint": fingerprint(),
+        "cpu": cpu_name(),
+        "tensorflow": _installed("tensorflow-cpu") or "not installed",
+    }
+    write_atomic(path, (json.dumps(record, indent=1) + "\n").encode())
+    return record
+
+
+def numerics_differ(path: Path = NUMERICS_RECORD, seen: str | None = None) -> str | None:
+    """Return why this machine's numerics are not the recorded ones (`seen`: its fingerprint,
+    computed when None), or None when they are the same."""
+    if not path.is_file():
+        return f"{path.name} is missing: no record of where the committed outputs were made"
+    record = json.loads(path.read_text())
+    seen = fingerprint() if seen is None else seen
+    if seen == record["fingerprint"]:
+        return None
+    return (
+        f"TensorFlow adds floats in another order on this CPU ({cpu_name()}) than on the one "
+        f"that made the committed outputs ({record['cpu']}): numerics fingerprint "
+        f"{seen[:12]} here, {record['fingerprint'][:12]} there"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="the doggo Jupyter kernel")
-    parser.add_argument("command", choices=["install", "check"])
+    parser.add_argument("command", choices=["install", "check", "record", "fingerprint"])
     args = parser.parse_args(argv)
     if args.command == "install":
         print(f"installed kernel {KERNEL_NAME!r} in {install()}")
         return 0
-    reason = why_not_exact()
+    if args.command == "fingerprint":
+        print(fingerprint())
+        return 0
+    if args.command == "record":
+        record = record_numerics()
+        print(f"recorded {record['fingerprint'][:12]} ({record['cpu']}) in {NUMERICS_RECORD.name}")
+        return 0
+    reason = why_not_exact() or numerics_differ()
     if reason is None:
         print("reference platform: committed notebook outputs are compared exactly")
         return 0

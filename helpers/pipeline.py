@@ -122,6 +122,8 @@ def run(
             f"--update-notebooks commits what the notebooks' own parameters cells produce, but "
             f"{params_path} overrides parameters of {overridden}; run it without --update-notebooks"
         )
+    if update and only:
+        refuse_mixed_numerics()
     out_dir = project_path(run_dir or f"runs/{params['name']}")
     out_dir.mkdir(parents=True, exist_ok=True)
     for number, stem in enumerate(stems, 1):
@@ -216,6 +218,19 @@ def without_native_logs(outputs: list[dict]) -> list[dict]:
                 output = {**output, "text": cleaned.splitlines(keepends=True)}
         kept.append(output)
     return kept
+
+
+def refuse_mixed_numerics() -> None:
+    """Refuse to commit some notebooks' outputs from a machine that computes differently from
+    the one that made the others: nbval could then compare no machine's run exactly."""
+    from helpers.kernel import numerics_differ
+
+    reason = numerics_differ()
+    if reason:
+        raise SystemExit(
+            f"--update-notebooks with --only: {reason}. Regenerate every notebook here "
+            "(make notebooks, which records this machine), or update these on that machine."
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """The Stanford Dogs photos from their official download, for a hosted runtime with internet.
 
-`fetch_breeds` is what 01 calls when the shared copy is not there; `download_archive` streams `images.tar` with resume (an interrupted download goes on from where
-it stopped) and checks its size; `extract_breeds` unpacks the breeds asked for into
+`fetch_breeds` is what 01 calls when the shared copy is not there. `download_archive` streams
+`images.tar` with resume (an interrupted download goes on from where it stopped) and checks its
+size; `extract_breeds` unpacks the breeds asked for into
 `<wnid>-<Breed_name>/` folders, the layout of ../shared/datasets/stanford-dogs-120 that the
 "folder" source reads, refusing any member that would land outside the output folder.
 """

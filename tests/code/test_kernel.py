@@ -66,3 +66,21 @@ def test_check_exits_nonzero_with_a_reason_off_the_reference_platform():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 1
     assert "no AVX2" in run.stdout
+
+
+def test_numerics_differ_names_both_machines_and_passes_an_equal_fingerprint(tmp_path):
+    path = tmp_path / "numerics.json"
+    assert "missing" in kernel.numerics_differ(path, seen="a" * 64)
+    path.write_text(json.dumps({"fingerprint": "b" * 64, "cpu": "Some CPU", "tensorflow": "x"}))
+    assert kernel.numerics_differ(path, seen="b" * 64) is None
+    reason = kernel.numerics_differ(path, seen="a" * 64)
+    assert "Some CPU" in reason and kernel.cpu_name() in reason and "aaaaaaaaaaaa" in reason
+
+
+def test_cpu_name_gives_model_family_and_cache(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+        "model name\t: AMD EPYC\ncache size\t: 1024 KB\nflags\t\t: fpu avx2\n"
+    )
+    assert kernel.cpu_name(info) == "AMD EPYC (cpu family 25, model 17, 1024 KB cache)"
