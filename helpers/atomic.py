@@ -70,7 +70,9 @@ def publishing_dir(path: str | os.PathLike, order: Sequence[str] = ()) -> Iterat
 
     A new `path` appears whole (one rename). An existing one has its files replaced one by one,
     those named in `order` first in that order (e.g. the model before the metadata that announces
-    it), then the rest. On an exception nothing is published and the temporary copy is removed.
+    it), then the rest; only what the temporary directory holds at the end is published, so a
+    file removed from it keeps its existing copy in `path` as it is. On an exception nothing is
+    published and the temporary copy is removed.
     The directory ends with mode `0o777 & ~umask`, as `mkdir` would create it.
     """
     path = Path(path)
