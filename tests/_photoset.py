@@ -1,5 +1,6 @@
 """A tiny split of real photos (docs/formats.md's split.csv and split.json), for tests that need
-real JPEGs: the first photos of the first breeds of the shared Stanford Dogs folder, copied.
+real JPEGs: the first photos of the first breeds of the shared Stanford Dogs folder, copied; and
+the split files' writer, which tests/code/_tinyset.py's synthetic set uses too.
 
 Imported as `tests._photoset` (the project root is on sys.path through its conftest.py) by the
 tests of more than one folder.
@@ -43,6 +44,13 @@ def make_photoset(
                 shutil.copyfile(photo, raw_dir / slug / f"{sha}.jpg")
                 rows.append([f"{slug}/{sha}.jpg", name, wnid or "", split, sha, "0" * 16, sha[:8]])
     classes.sort(key=lambda c: c["name"])
+    write_split_files(split_dir, raw_dir, classes, rows)
+    return split_dir
+
+
+def write_split_files(split_dir: Path, raw_dir: Path, classes: list[dict], rows: list) -> None:
+    """Write split.csv (`rows`: path, breed, wnid, split, sha256, phash, group) and split.json
+    (`classes` in output order, photos under `raw_dir`) to `split_dir`."""
     header = "path,breed,wnid,split,sha256,phash,group\n"
     (split_dir / "split.csv").write_text(header + "".join(",".join(r) + "\n" for r in rows))
     info = {
@@ -54,4 +62,3 @@ def make_photoset(
         "manifest_sha256": "0" * 64,
     }
     (split_dir / "split.json").write_text(json.dumps(info, indent=2))
-    return split_dir
