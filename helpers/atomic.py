@@ -40,23 +40,36 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, *, sync: bool = Tru
     the data reaches the disk before the rename (a manifest); without, a crash may lose the file
     but never leaves a part of it under its name (one of many photos, cheaper).
     """
-    path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    with replacing(path, sync=sync) as temporary, open(temporary, "wb") as file:
+        file.write(payload)
+    return Path(path)
+
+
+@contextmanager
+def replacing(path: str | os.PathLike, *, sync: bool = True) -> Iterator[Path]:
+    """Yield a new temporary file's path beside `path` for a writer that needs a path (such as
+    a TFRecordWriter); when the block ends it becomes `path` in one rename, as `write_atomic`.
+
+    The name is unique (mkstemp: random, created exclusively), so several processes, on other
+    machines too, may write the same `path` at once: each publishes a whole file, the last one
+    stays. On an exception the temporary file is removed and `path` is left as it was.
+    """
+    path = Path(path)
     descriptor, name = tempfile.mkstemp(
         prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent
     )
+    os.close(descriptor)
     try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(payload)
-            if sync:
-                file.flush()
+        yield Path(name)
+        if sync:
+            with open(name, "rb") as file:  # fsync through any descriptor flushes the file
                 os.fsync(file.fileno())
         os.chmod(name, 0o666 & ~current_umask())
         os.replace(name, path)
     except BaseException:
         Path(name).unlink(missing_ok=True)
         raise
-    return path
 
 
 def leftover_temporaries(folder: str | os.PathLike) -> list[Path]:
@@ -70,7 +83,9 @@ def publishing_dir(path: str | os.PathLike, order: Sequence[str] = ()) -> Iterat
 
     A new `path` appears whole (one rename). An existing one has its files replaced one by one,
     those named in `order` first in that order (e.g. the model before the metadata that announces
-    it), then the rest. On an exception nothing is published and the temporary copy is removed.
+    it), then the rest; only what the temporary directory holds at the end is published, so a
+    file removed from it keeps its existing copy in `path` as it is. On an exception nothing is
+    published and the temporary copy is removed.
     The directory ends with mode `0o777 & ~umask`, as `mkdir` would create it.
     """
     path = Path(path)

@@ -143,7 +143,10 @@ def write_card(model_dir: str | os.PathLike, card: ModelCard) -> Path:
 
 
 def update_card(model_dir: str | os.PathLike, **changes: Any) -> ModelCard:
-    """Apply `changes` to a saved model's card on disk (atomically) and return the new card."""
-    card = read_card(model_dir).replace(**changes)
-    write_card(model_dir, card)
+    """Apply `changes` to a saved model's card on disk (atomically) and return the new card;
+    a card they leave as it was is not written again (its file keeps its time)."""
+    old = read_card(model_dir)
+    card = old.replace(**changes)
+    if card != old:
+        write_card(model_dir, card)
     return card

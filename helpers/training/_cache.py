@@ -1,11 +1,16 @@
 """The fast pipeline's decode-once cache: TFRecord shards of one split's photos at training size.
 
-`<cache_dir>/<split>-<size>px/` holds `info.json` (what the shards were made from) and
-`shard-NNNNN-of-MMMMM.tfrecord`, each record a photo as rounded uint8 pixels (what the default
-pipeline's memory cache keeps), its label and its manifest path, in manifest order. Shards are
-written one by one and renamed into place, so an interrupted write resumes with the missing
-shards; a changed manifest (other photos or labels) or cache format rewrites them all.
-A different image size or split has its own folder, so it never reads another's pixels.
+`<cache_dir>/<split>-<size>px/` holds `shard-NNNNN-of-MMMMM-<key>.tfrecord`, each record a photo
+as rounded uint8 pixels (what the default pipeline's memory cache keeps), its label and its
+manifest path, in manifest order, and `info.json` (what the shards were made from), written
+last, once every shard is there. `<key>` is a digest of the format, size, photos and labels,
+so a shard's name says what it holds: a changed manifest (other photos or labels) or cache
+format writes shards of other names and removes the old ones. Each shard is written under a
+temporary name and renamed into place, so an interrupted write resumes with the missing shards,
+and several workers (processes, or machines sharing the folder) may build one cache at once:
+each writes what is missing, none removes what another of the same cache wrote, and none
+returns before every shard is whole in place. A different image size or split has its own
+folder, so it never reads another's pixels.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +27,12 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
-from helpers.atomic import write_atomic
+from helpers.atomic import TEMP_SUFFIX, leftover_temporaries, replacing, write_atomic
 
 FORMAT = 1  # bump when the record layout or the decoding changes: every cache is then rewritten
 INFO = "info.json"
+# A temporary file no writer has touched for this long was left by a killed one: removed.
+ABANDONED_SECONDS = 3600
 
 
 def cache_folder(cache_dir: str | os.PathLike, split: str, image_size: int) -> Path:
@@ -40,10 +48,10 @@ def cache_key(rows: pd.DataFrame, image_size: int) -> str:
     return digest.hexdigest()
 
 
-def shard_names(count: int, shard_size: int) -> list[str]:
-    """The shard file names for `count` photos, `shard_size` per shard."""
+def shard_names(count: int, shard_size: int, key: str) -> list[str]:
+    """The shard file names for `count` photos, `shard_size` per shard, of the cache `key`."""
     total = max(1, -(-count // shard_size))
-    return [f"shard-{i:05d}-of-{total:05d}.tfrecord" for i in range(total)]
+    return [f"shard-{i:05d}-of-{total:05d}-{key[:16]}.tfrecord" for i in range(total)]
 
 
 def ensure_cache(
@@ -60,26 +68,49 @@ def ensure_cache(
 
     `decode(path_tensor)` returns the (size, size, 3) float image of one file. Only missing
     shards are decoded, so a re-run after an interruption finishes the job and a complete cache
-    reads no image file at all.
+    reads no image file at all. Other workers may be building the same cache at the same time:
+    this returns once every shard is in place, whoever wrote it.
     """
     folder = cache_folder(cache_dir, split, image_size)
     key = cache_key(rows, image_size)
-    names = shard_names(len(rows), shard_size)
+    names = shard_names(len(rows), shard_size, key)
+    shards = [folder / name for name in names]
     info = {"format": FORMAT, "key": key, "split": split, "image_size": image_size,
             "count": len(rows), "shards": names}  # fmt: skip
-    if _read_info(folder) != info:
-        _clear(folder)  # other photos, labels or format: nothing here can be reused
-        folder.mkdir(parents=True, exist_ok=True)
+    if _read_info(folder) == info and all(s.is_file() for s in shards):
+        return shards
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale(folder, set(names))
+    _write_missing(shards, rows, shard_size, decode,
+                   f"caching {split} at {image_size} px", progress)  # fmt: skip
+    gone = [s.name for s in shards if not s.is_file()]
+    if gone:  # only a worker caching other photos into this folder removes shards of ours
+        raise RuntimeError(f"{folder}: {gone[0]} was removed while caching: is another manifest "
+                           "being cached into the same cache_dir at the same time?")  # fmt: skip
+    if _read_info(folder) != info:  # last: it says the cache is complete
         write_atomic(folder / INFO, json.dumps(info, indent=1))
-    missing = [i for i, name in enumerate(names) if not (folder / name).is_file()]
-    if missing:
-        todo = sum(len(rows.iloc[i * shard_size : (i + 1) * shard_size]) for i in missing)
-        with tqdm(total=todo, desc=f"caching {split} at {image_size} px", unit="photo",
-                  file=sys.stderr, disable=not progress) as bar:  # fmt: skip
+    return shards
+
+
+def _write_missing(
+    shards: list[Path], rows: pd.DataFrame, shard_size: int, decode, desc: str, progress: bool
+) -> None:
+    """Write the shards not there yet: first those nobody is writing, so workers that start
+    together share the work, then whatever is still missing (a writer may have been killed)."""
+    missing = [i for i, shard in enumerate(shards) if not shard.is_file()]
+    parts = {i: rows.iloc[i * shard_size : (i + 1) * shard_size] for i in missing}
+    done: set[int] = set()
+    with tqdm(total=sum(len(p) for p in parts.values()), desc=desc, unit="photo",
+              file=sys.stderr, disable=not progress or not missing) as bar:  # fmt: skip
+        for first_pass in (True, False):
             for i in missing:
-                part = rows.iloc[i * shard_size : (i + 1) * shard_size]
-                _write_shard(folder / names[i], part, decode, bar)
-    return [folder / name for name in names]
+                if i in done or (first_pass and _being_written(shards[i])):
+                    continue
+                if shards[i].is_file():  # another worker wrote it
+                    bar.update(len(parts[i]))
+                else:
+                    _write_shard(shards[i], parts[i], decode, bar)
+                done.add(i)
 
 
 def _read_info(folder: Path) -> dict | None:
@@ -89,12 +120,29 @@ def _read_info(folder: Path) -> dict | None:
         return None
 
 
-def _clear(folder: Path) -> None:
-    """Remove a stale cache's shards and info, and nothing else in the folder."""
-    if folder.is_dir():
-        for path in folder.iterdir():
-            if path.name == INFO or path.name.endswith((".tfrecord", ".tmp")):
-                path.unlink()
+def _remove_stale(folder: Path, names: set[str]) -> None:
+    """Remove shards of another manifest or format, and temporary files abandoned by killed
+    writers; never a shard of this cache or a temporary file a live writer is filling."""
+    for path in folder.glob("*.tfrecord"):
+        if path.name not in names:
+            path.unlink(missing_ok=True)
+    for path in leftover_temporaries(folder):
+        try:
+            if time.time() - path.stat().st_mtime > ABANDONED_SECONDS:
+                path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass  # its writer finished (renamed it) or another worker removed it
+
+
+def _being_written(shard: Path) -> bool:
+    """Whether another writer is filling a temporary file for `shard` (one it touched lately)."""
+    for path in shard.parent.glob(f".{shard.name}.*{TEMP_SUFFIX}"):
+        try:
+            if time.time() - path.stat().st_mtime < ABANDONED_SECONDS:
+                return True
+        except FileNotFoundError:
+            continue  # just renamed into place or removed
+    return False
 
 
 def _write_shard(path: Path, rows: pd.DataFrame, decode, bar: tqdm) -> None:
@@ -105,22 +153,20 @@ def _write_shard(path: Path, rows: pd.DataFrame, decode, bar: tqdm) -> None:
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     ).prefetch(tf.data.AUTOTUNE)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a writer of its own
     done = 0
     try:
-        with tf.io.TFRecordWriter(str(partial)) as writer:
+        # A temporary file of its own (a bad photo or a kill leaves no partial shard behind),
+        # synced before the rename: info.json will vouch for it.
+        with replacing(path) as partial, tf.io.TFRecordWriter(str(partial)) as writer:
             for image, label, name in zip(pixels, rows["label"], rows["path"], strict=True):
                 writer.write(_example(image.numpy(), int(label), name))
                 done += 1
                 bar.update(1)
-        os.replace(partial, path)
     except tf.errors.OpError as err:
         # Decoding runs in order, so the photo that failed is the one after the last written.
         photo = rows["file"].iloc[done]
         reason = err.message.strip().splitlines()[0].split("; ")[-1]  # past TF's op context
         raise ValueError(f"cannot cache {photo}: {reason}") from err
-    finally:
-        partial.unlink(missing_ok=True)  # a bad photo or a kill leaves no partial shard
 
 
 def _example(image: np.ndarray, label: int, path: str) -> bytes:
@@ -129,7 +175,9 @@ def _example(image: np.ndarray, label: int, path: str) -> bytes:
         "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
         "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    example = tf.train.Example(features=tf.train.Features(feature=feature))
+    # Deterministic: map fields in key order, so every process writes the same bytes.
+    return example.SerializeToString(deterministic=True)
 
 
 def parse_batch(records: tf.Tensor, image_size: int) -> tuple[tf.Tensor, tf.Tensor]:

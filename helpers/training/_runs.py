@@ -216,7 +216,15 @@ def attach_run_dir(callbacks: Sequence[keras.callbacks.Callback], run_dir: Path)
 
 
 def finished_history(run_dir: Path, model: keras.Model) -> keras.callbacks.History:
-    """Load a finished run's final weights into `model`; return its History from log.csv."""
+    """Load a finished run's final weights into `model`; return its History from log.csv.
+
+    The optimizer is built first so its state (`finish_run` saved it with the weights) comes
+    back too: the model is then as fit left it, and saving it writes what the first run wrote.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        with model.distribute_strategy.scope():
+            optimizer.build(model.trainable_variables)
     model.load_weights(run_dir / FINAL_WEIGHTS)
     history = keras.callbacks.History()
     history.set_model(model)

@@ -1,8 +1,8 @@
 """A real browser against the app served by gunicorn: upload a dog photo, see breeds and Grad-CAM.
 
 Needs Debian's chromium and chromium-driver (`apt-get install -y chromium chromium-driver`) and
-`pip install selenium`; skipped with the reason when they are missing. Selenium is told where
-both are and runs offline, so it never downloads a browser of its own.
+`pip install selenium`; skipped with the reason when they are missing (tests/_browser.py, shared
+with tests/book, starts it).
 """
 
 from __future__ import annotations
@@ -12,43 +12,32 @@ import json
 import os
 import shutil
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests._browser import chromium
+
 PROJECT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOTS = PROJECT / "runs" / "screenshots"
 README_SCREENSHOT = PROJECT / "docs" / "app-screenshot.png"
 
 
+# A desktop with a mouse: headless Chromium otherwise reports no hover and no fine pointer, as a
+# touch screen would (touch emulation still switches them).
+DESKTOP_POINTER = (
+    "--blink-settings=primaryPointerType=4,primaryHoverType=2,"
+    "availablePointerTypes=4,availableHoverTypes=2"
+)
+
+
 @pytest.fixture(scope="module")
-def browser():
-    """Headless Debian chromium through Debian's chromedriver."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        reason = "chromium/chromedriver missing: apt-get install -y chromium chromium-driver"
-        if os.environ.get("CI"):  # CI installs them (make browser): a skip there would hide a gap
-            pytest.fail(reason)
-        pytest.skip(reason)
-    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not download anything
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--window-size=1280,900",
-                 # A desktop with a mouse: headless Chromium otherwise reports no hover and no
-                 # fine pointer, as a touch screen would (touch emulation still switches them).
-                 "--blink-settings=primaryPointerType=4,primaryHoverType=2,"
-                 "availablePointerTypes=4,availableHoverTypes=2"):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
-    try:
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium through Debian's chromedriver, as a desktop with a mouse."""
+    with chromium(flags=[DESKTOP_POINTER]) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _api_answer(url: str, photo: Path) -> dict:
@@ -227,3 +216,14 @@ def test_gunicorn_refuses_an_oversized_chunked_upload(server):
     assert response.status == 413 and body["error"]["code"] == "too_large"
     with urllib.request.urlopen(f"{server}/healthz", timeout=10) as health:
         assert health.status == 200  # and the worker is fine
+
+
+def test_the_browser_reaches_no_host_but_127_0_0_1(server, browser):
+    """tests/_browser.py's host rule: the same server by another name does not resolve."""
+    browser.get(f"{server}/healthz")
+    assert '"status":"ok"' in browser.page_source.replace(" ", "")
+    from selenium.common.exceptions import WebDriverException
+
+    with pytest.raises(WebDriverException, match="ERR_NAME_NOT_RESOLVED"):
+        browser.get(f"{server.replace('127.0.0.1', 'localhost')}/healthz")
+    browser.get_log("browser")  # the failed load's console entry is not another test's

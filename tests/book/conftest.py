@@ -1,22 +1,21 @@
 """Fixtures of the book tests: the site built by `make book` into a fresh folder, served on
-127.0.0.1, and headless Debian chromium that logs every request it makes."""
+127.0.0.1, and headless Debian chromium (tests/_browser.py) that logs every request it makes."""
 
 from __future__ import annotations
 
 import functools
 import http.server
-import os
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests._browser import chromium
+
 PROJECT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
 
 @pytest.fixture(scope="session")
@@ -51,26 +50,7 @@ def site_url(site: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def browser():
-    """Headless Debian chromium through Debian's chromedriver (flags as in tests/app), logging
-    the network; any host but 127.0.0.1 fails to resolve, so nothing leaves the machine."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        reason = "chromium/chromedriver missing: apt-get install -y chromium chromium-driver"
-        if os.environ.get("CI"):  # CI installs them (make browser): a skip there would hide a gap
-            pytest.fail(reason)
-        pytest.skip(reason)
-    webdriver = pytest.importorskip("selenium.webdriver", reason="pip install selenium")
-    os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must not download anything
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync", "--window-size=1280,900",
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(CHROMEDRIVER))
-    try:
+def browser() -> Iterator[Any]:
+    """Headless Debian chromium (tests/_browser.py, as in tests/app), logging the network too."""
+    with chromium(logs=("browser", "performance")) as driver:
         yield driver
-    finally:
-        driver.quit()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from tests._photoset import write_split_files
 
 # Deliberately not in alphabetical order: split.json's order (sorted by name) must decide labels.
 BREEDS = (("Pug", "n02110958"), ("Beagle", "n02088364"), ("Chihuahua", "n02085620"))
@@ -54,15 +55,5 @@ def make_tinyset(
                 rows.append(
                     [f"{slug}/{sha}.jpg", cls["name"], cls["wnid"], split, sha, "0" * 16, sha[:8]]
                 )
-    header = "path,breed,wnid,split,sha256,phash,group\n"
-    (split_dir / "split.csv").write_text(header + "".join(",".join(r) + "\n" for r in rows))
-    info = {
-        "raw_dir": raw_dir.as_posix(),
-        "classes": classes,
-        "excluded": {},
-        "fractions": [0.6, 0.3, 0.1],
-        "params": {},
-        "manifest_sha256": "0" * 64,
-    }
-    (split_dir / "split.json").write_text(json.dumps(info, indent=2))
+    write_split_files(split_dir, raw_dir, classes, rows)
     return split_dir

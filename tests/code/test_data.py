@@ -3,8 +3,12 @@ augmentation."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -17,6 +21,7 @@ from PIL import Image
 from helpers.paths import PROJECT_ROOT
 from helpers.serving.predict import image_to_array
 from helpers.training import _cache, data
+from tests._photoset import make_photoset
 
 
 @pytest.fixture(scope="module")
@@ -238,6 +243,15 @@ def test_fast_cache_resumes_with_the_missing_shards(fast_set: Path) -> None:
     again = _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
     assert again == shards and shards[2].is_file()
     assert shards[0].stat().st_mtime_ns == kept
+    # Killed writers' temporaries: one of a minute ago (its shard is still written, after the
+    # others) stays, as a live writer's would; one untouched for a day is removed.
+    shards[1].unlink()
+    recent, old = (shards[0].parent / f".{shards[1].name}.{tag}.tmp" for tag in ("a", "b"))
+    recent.write_bytes(b"part")
+    old.write_bytes(b"part")
+    os.utime(old, (time.time() - 86400,) * 2)
+    _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
+    assert shards[1].is_file() and recent.is_file() and not old.exists()
 
 
 def test_fast_pipeline_gives_the_same_batches_twice_and_new_ones_every_epoch(
@@ -350,11 +364,127 @@ def test_a_broken_photo_is_named_and_the_finished_shards_are_kept(fast_set: Path
     with pytest.raises(ValueError, match=broken.name):
         _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
     folder = _cache.cache_folder(cache, "train", 16)
-    assert sorted(p.name for p in folder.glob("*.tfrecord")) == [
-        "shard-00000-of-00004.tfrecord",
-        "shard-00001-of-00004.tfrecord",
-    ]
+    names = _cache.shard_names(len(rows), 10, _cache.cache_key(rows, 16))
+    assert sorted(p.name for p in folder.glob("*.tfrecord")) == names[:2]
     assert not list(folder.glob(".*.tmp"))
+    assert not (folder / _cache.INFO).exists()  # written once the cache is complete
     broken.write_bytes(good)  # fixed: the next run writes the rest
     shards = _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
     assert all(s.is_file() for s in shards) and len(shards) == 4
+
+
+# --------------------------------------------------- one fast cache, built by several workers
+
+CACHE_WORKER = """
+import json, os, sys, time
+from pathlib import Path
+import tensorflow as tf
+from helpers.training import _cache, data
+
+split_dir, cache, go, out, index, workers = sys.argv[1:7]
+table, _ = data.read_split(split_dir)
+rows = table[table["split"] == "train"]
+decode = lambda path: data.decode_and_resize(tf.io.read_file(path), 24)
+
+def records(shards):
+    return [r.hex() for s in shards for r in tf.data.TFRecordDataset(str(s)).as_numpy_iterator()]
+
+while not Path(go).exists():  # start together
+    time.sleep(0.005)
+shards = _cache.ensure_cache(rows, "train", 24, cache, decode, shard_size=2, progress=False)
+first = records(shards)  # read at once, while the other worker may still be writing
+Path(out, f"done-{index}").touch()
+deadline = time.monotonic() + 120
+while len(list(Path(out).glob("done-*"))) < int(workers) and time.monotonic() < deadline:
+    time.sleep(0.01)
+again = records(shards)  # and after every worker has finished
+Path(out, f"worker-{index}.json").write_text(json.dumps(
+    {"pid": os.getpid(), "shards": [s.name for s in shards], "first": first, "again": again}
+))
+"""
+
+
+def _own_pid_namespace() -> list[str] | None:
+    """A command prefix that runs a process as pid 1 of a namespace of its own, as each of two
+    machines (or containers) sharing a folder may give its worker the same pid; None if the
+    system does not allow it."""
+    own = ["--pid", "--fork", "--kill-child"]
+    for prefix in (["unshare", *own], ["unshare", "--user", "--map-root-user", *own]):
+        try:
+            if subprocess.run([*prefix, "true"], capture_output=True, check=False).returncode == 0:
+                return prefix
+        except FileNotFoundError:
+            return None
+    return None
+
+
+def _cache_workers(
+    split_dir: Path, cache: Path, out: Path, workers: int = 2, prefix: Sequence[str] = ()
+) -> list[dict]:
+    """Run `workers` processes (each command after `prefix`) that build the same train cache
+    at the same moment; return what each read."""
+    out.mkdir()
+    go = out / "go"
+    logs = [(out / f"stderr-{i}").open("w") for i in range(workers)]
+    command = [*prefix, sys.executable, "-c", CACHE_WORKER, *map(str, (split_dir, cache, go, out))]
+    procs = [
+        subprocess.Popen([*command, str(index), str(workers)], cwd=PROJECT_ROOT, stderr=logs[index])
+        for index in range(workers)
+    ]
+    try:
+        time.sleep(8)  # TensorFlow imports in each before they start at once
+        go.touch()
+        deadline = time.monotonic() + 240
+        # One that fails would leave the others waiting for it: stop at the first failure.
+        while any(p.poll() is None for p in procs) and all(p.poll() in (None, 0) for p in procs):
+            assert time.monotonic() < deadline, "the workers did not finish"
+            time.sleep(0.1)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for log in logs:
+            log.close()
+    errors = [(out / f"stderr-{i}").read_text()[-2000:] for i in range(workers)]
+    assert [p.returncode for p in procs] == [0] * workers, "\n".join(errors)
+    return [json.loads((out / f"worker-{i}.json").read_text()) for i in range(workers)]
+
+
+def _cache_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["replacing a stale cache", "workers with the same pid"])
+def test_workers_building_one_cache_at_once_make_what_one_makes_alone(
+    tmp_path: Path, stanford_dogs: Path, case: str
+) -> None:
+    """Each worker reads every record as soon as its call returns (the other may still be
+    writing) and again once all are done; both must read what one process alone writes."""
+    prefix: list[str] = []
+    if case == "workers with the same pid":
+        prefix = _own_pid_namespace() or []
+        if not prefix:
+            pytest.skip("this system runs no process in a pid namespace of its own (unshare)")
+    split_dir = make_photoset(tmp_path / "photos", stanford_dogs, counts={"train": 8})
+    table, _ = data.read_split(split_dir)
+    rows = table[table["split"] == "train"]
+    decode = lambda path: data.decode_and_resize(tf.io.read_file(path), 24)  # noqa: E731
+    alone = _cache.ensure_cache(rows, "train", 24, tmp_path / "alone", decode, shard_size=2,
+                                progress=False)  # fmt: skip
+    shared = tmp_path / "shared"
+    if case == "replacing a stale cache":  # of another manifest: two labels swapped
+        swapped = rows.copy()
+        swapped.iloc[[0, -1], swapped.columns.get_loc("label")] = rows["label"].iloc[[-1, 0]]
+        _cache.ensure_cache(swapped, "train", 24, shared, decode, shard_size=2, progress=False)
+    results = _cache_workers(split_dir, shared, tmp_path / "out", prefix=prefix)
+    if prefix:
+        assert [r["pid"] for r in results] == [1, 1]
+    expected = [r.hex() for s in alone for r in tf.data.TFRecordDataset(str(s)).as_numpy_iterator()]
+    assert len(expected) == 24
+    for result in results:
+        assert result["shards"] == [s.name for s in alone]
+        assert result["first"] == expected and result["again"] == expected
+    folder = _cache.cache_folder(shared, "train", 24)
+    assert _cache_files(folder) == _cache_files(alone[0].parent)  # no temporary, nothing stale

@@ -154,6 +154,9 @@ def test_an_interrupted_run_resumes_at_the_next_epoch(tmp_path: Path) -> None:
         np.array_equal(a, b) for a, b in zip(first.end_weights, second.start_weights, strict=True)
     )
     assert not (tmp_path / "backup").exists()
+    third = StopAfter(fail_at=None)
+    again = run(third)  # finished: trains nothing, its history comes from the log
+    assert third.epochs == [] and len(again["loss"]) == 3
 
 
 @pytest.mark.parametrize("interrupt_at", [None, 1])
