@@ -415,7 +415,8 @@ print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterd
 #    more weights move, does validation improve?
 # 4. Set `backbone_lr_multiplier = 1.0` (one rate for all layers): compare the fine-tuning log
 #    with the committed one.
-# 5. Turn `test_time_flip` off and on and run McNemar's test on a larger holdout (the bench set):
-#    is mirroring worth its cost?
+# 5. Turn `test_time_flip` off and on for the validation and holdout photos together (360
+#    photos), with the model this notebook saved, and run McNemar's test
+#    (`helpers.evaluation.mcnemar`): is mirroring worth its cost?
 #
 # Next, `06_evaluate` compares all the models on the holdout photos and looks at their mistakes.
