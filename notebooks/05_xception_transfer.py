@@ -419,4 +419,19 @@ print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterd
 #    photos), with the model this notebook saved, and run McNemar's test
 #    (`helpers.evaluation.mcnemar`): is mirroring worth its cost?
 #
+# ## Further research
+#
+# - Yosinski et al. (2014), "How transferable are features in deep neural networks?"
+#   (arXiv:1411.1792): which layers' features are general and which specific to the task they
+#   were trained on, and what does that suggest for `fine_tune_from`?
+# - Kornblith, Shlens and Le (2019), "Do Better ImageNet Models Transfer Better?"
+#   (arXiv:1805.08974): try another backbone from `available_backbones()` and check their
+#   answer on dog breeds.
+# - Keras's guide "Transfer learning & fine-tuning" (keras.io/guides/transfer_learning/)
+#   explains why a frozen BatchNorm layer runs in inference mode. Unfreeze the BatchNorm layers
+#   of the top blocks and fine-tune: what happens to the validation loss, and why?
+# - Howard and Ruder (2018), "Universal Language Model Fine-tuning for Text Classification"
+#   (arXiv:1801.06146) lower the rate layer group by layer group ("discriminative fine-tuning")
+#   instead of using one multiplier: sketch how `LayerwiseAdam` would do that.
+#
 # Next, `06_evaluate` compares all the models on the holdout photos and looks at their mistakes.

@@ -66,11 +66,11 @@ def set_backbone_trainable(
         start = names.index(from_layer)
     elif isinstance(from_layer, int):
         start = from_layer
-    for layer in leaves[:start]:
-        layer.trainable = False
-    for layer in leaves:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+    # Every leaf is set, not only the frozen ones: a nested model's `trainable = True` does not
+    # reach layers an earlier call froze, so a second call with an earlier layer would not take.
+    for index, layer in enumerate(leaves):
+        batch_norm = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = index >= start and not batch_norm
 
 
 def features_dataset(

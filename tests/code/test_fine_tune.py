@@ -43,3 +43,12 @@ def test_an_unknown_layer_name_is_a_clear_error():
     model = transfer_classifier(_nested_backbone(), num_classes=3)
     with pytest.raises(ValueError, match="no layer 'block99'"):
         set_backbone_trainable(model, True, from_layer="block99")
+
+
+def test_a_second_call_with_an_earlier_layer_unfreezes_what_the_first_froze():
+    model = transfer_classifier(_nested_backbone(), num_classes=3)
+    set_backbone_trainable(model, True, from_layer="high_conv")
+    set_backbone_trainable(model, True, from_layer="low_conv")
+    assert _trainable_names(model) == {"low_conv", "high_conv", "head_logits"}
+    set_backbone_trainable(model, True, from_layer="high_conv")
+    assert _trainable_names(model) == {"high_conv", "head_logits"}
