@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from helpers.formats import PER_BREED_CSV
+
 # The checkout the package was installed from (editable install); DOGGO_HOME overrides it for
 # installs elsewhere.
 PROJECT_ROOT = Path(os.environ.get("DOGGO_HOME", Path(__file__).resolve().parents[1]))
@@ -51,3 +53,8 @@ def split_dir(data_dir: str | os.PathLike) -> Path:
 def bench_log_file(name: str, folder: str | os.PathLike = BENCH_RESULTS) -> Path:
     """Return where the bench results keep a model's (or a training stage's) Keras CSV log."""
     return Path(folder) / f"{name}_log.csv"
+
+
+def bench_per_breed_file(name: str, folder: str | os.PathLike = BENCH_RESULTS) -> Path:
+    """Return where the bench results keep 06's per-breed holdout report of a model."""
+    return Path(folder) / f"{name}_{PER_BREED_CSV}"

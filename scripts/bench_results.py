@@ -14,7 +14,14 @@ import json
 import shutil
 import sys
 
-from helpers.paths import BENCH_MODELS_CSV, BENCH_RESULTS, bench_log_file, project_path
+from helpers.formats import PER_BREED_CSV
+from helpers.paths import (
+    BENCH_MODELS_CSV,
+    BENCH_RESULTS,
+    bench_log_file,
+    bench_per_breed_file,
+    project_path,
+)
 
 FIELDS = ("name", "classes", "image_size", "holdout_accuracy", "holdout_top5", "training_seconds")
 
@@ -33,9 +40,9 @@ def main() -> int:
             stage = log.parent.relative_to(model_dir / "training").as_posix()
             suffix = "" if stage == "." else "_" + stage.replace("/", "_")
             shutil.copyfile(log, bench_log_file(metadata["name"] + suffix))
-        report = model_dir / "per_breed_holdout.csv"  # written by 06 for the best model
+        report = model_dir / PER_BREED_CSV  # written by 06 for the best model
         if report.is_file():
-            shutil.copyfile(report, BENCH_RESULTS / f"{metadata['name']}_per_breed_holdout.csv")
+            shutil.copyfile(report, bench_per_breed_file(metadata["name"]))
         metrics = metadata.get("metrics") or {}
         rows.append({"name": metadata["name"], "classes": len(metadata["classes"]),
                      "image_size": metadata["image_size"],

@@ -14,6 +14,7 @@ from helpers.evaluation.comparison import (
     comparison_table,
     model_label,
     model_role,
+    per_breed_chart,
 )
 from helpers.evaluation.confusion import (
     confident_mistakes,
@@ -57,6 +58,7 @@ __all__ = [
     "model_role",
     "most_confused_pairs",
     "paired_comparison",
+    "per_breed_chart",
     "per_breed_report",
     "plot_confusion",
     "predict_split",

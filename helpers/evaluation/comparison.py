@@ -76,3 +76,23 @@ def comparison_bar_chart(table: pd.DataFrame, n_classes: int | None = None) -> p
     ax.legend(loc="upper center", ncol=3, fontsize=9, frameon=False)  # above the bars
     fig.tight_layout()
     return fig
+
+
+def per_breed_chart(
+    report: pd.DataFrame, reference: pd.DataFrame | None = None, reference_label: str = "bench"
+) -> plt.Figure:
+    """Return each breed's holdout F1 (from `per_breed_report`) as horizontal bars, next to the
+    same breeds' F1 in a `reference` report (e.g. the bench run's) where it has them."""
+    breeds = list(report.sort_values("f1").index)
+    y = np.arange(len(breeds))
+    fig, ax = plt.subplots(figsize=(7, 0.42 * len(breeds) + 1.4))
+    ax.barh(y + 0.2, report.loc[breeds, "f1"], 0.4, label="this run")
+    if reference is not None:
+        known = [b in reference.index for b in breeds]
+        values = [reference.loc[b, "f1"] if k else 0.0 for b, k in zip(breeds, known, strict=True)]
+        ax.barh(y[known] - 0.2, np.asarray(values)[known], 0.4, label=reference_label)
+    ax.set_yticks(y, breeds)
+    ax.set(xlim=(0, 1), xlabel="holdout F1", title="Per-breed F1 of the best trained model")
+    ax.legend(loc="lower right", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -221,6 +221,17 @@ def test_comparison_table_joins_the_original_figures_by_role_and_leaves_others_e
     assert "no original" in [t.get_text() for t in ax.texts]
 
 
+def test_per_breed_chart_puts_each_breed_beside_the_reference_only_where_it_has_it():
+    report = pd.DataFrame({"f1": [0.9, 0.5, 0.7]}, index=["Pug", "Beagle", "Malamute"])
+    bench = pd.DataFrame({"f1": [0.95, 0.8]}, index=["Pug", "Malamute"])  # no Beagle
+    ax = ev.per_breed_chart(report, bench, "bench").axes[0]
+    mine, theirs = ax.containers
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Beagle", "Malamute", "Pug"]
+    assert [bar.get_width() for bar in mine] == [0.5, 0.7, 0.9]  # weakest breed at the bottom
+    assert [bar.get_width() for bar in theirs] == [0.8, 0.95]
+    assert [round(bar.get_y() + bar.get_height() / 2) for bar in theirs] == [1, 2]
+
+
 def test_each_saved_model_gets_its_role_and_a_readable_label():
     cases = {
         "simple_cnn": ("simple_cnn", "simple CNN"),
