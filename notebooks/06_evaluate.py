@@ -69,6 +69,7 @@ from helpers.evaluation import (
     model_role,
     most_confused_pairs,
     paired_comparison,
+    per_breed_chart,
     per_breed_report,
     plot_confusion,
     predict_split,
@@ -81,10 +82,11 @@ from helpers.evaluation import (
     topk_hits,
     uncertain_correct,
 )
-from helpers.formats import METADATA_FILE
+from helpers.formats import METADATA_FILE, PER_BREED_CSV
 from helpers.paths import (
     BENCH_MODELS_CSV,
     BENCH_RESULTS,
+    bench_per_breed_file,
     project_path,
     shown_path,
     split_dir,
@@ -251,8 +253,27 @@ print(f"best trained model: {best} ({table.loc[best, 'top1']:.1%} top-1)")
 
 # %% tags=[]
 report = per_breed_report(y_true, y_pred, names)
-report.to_csv(best_dir / "per_breed_holdout.csv")
+report.to_csv(best_dir / PER_BREED_CSV)
 report.sort_values(["f1", "support"]).round(3)
+
+# %% [markdown] tags=[]
+# The same breeds at the bench run's scale: its best model, trained on all 120 breeds
+# (`params/bench.yaml`, committed in `results/bench/`), scored each of them on its own holdout
+# photos. Ten breeds are an easier question than 120, so expect this run's bars to be longer.
+
+# %% tags=[]
+bench_report, bench_best = None, None
+if bench_file.is_file():
+    bench_best = bench.sort_values("holdout_accuracy")["name"].iloc[-1]
+    if bench_per_breed_file(bench_best).is_file():
+        bench_report = pd.read_csv(bench_per_breed_file(bench_best), index_col="breed")
+fig = per_breed_chart(report, bench_report, f"bench: {bench_best}, 120 breeds")
+if bench_report is not None:
+    shared = report.index.intersection(bench_report.index)
+    print(f"{len(shared)} of {len(report)} breeds are in the bench report; their mean F1: "
+          f"{report.loc[shared, 'f1'].mean():.2f} here, {bench_report.loc[shared, 'f1'].mean():.2f} "
+          f"in the bench run (over all its {len(bench_report)} breeds: "
+          f"{bench_report['f1'].mean():.2f})")
 
 # %% tags=[]
 worst = report.sort_values(["f1", "support"]).index[0]
