@@ -272,9 +272,9 @@ print(f"holdout top-1 {metrics['holdout_accuracy']:.1%}, top-5 {metrics['holdout
 # block sees only the small patch given by the receptive field, far too little to take in
 # the ears, muzzle and coat that tell breeds apart, so the dense layer has to assemble breeds
 # from many small patches. And that dense layer holds almost all of the model's weights, fed by
-# a few hundred photos per breed: more epochs lower the training loss long before they help the
-# validation loss. Deeper networks (04) see the whole photo; pretrained features (05) bring
-# what a million other photos taught.
+# a few hundred photos per breed: trained for longer, its training loss goes on falling while
+# its validation loss stalls (exercise 2 below shows it). Deeper networks (04) see the whole
+# photo; pretrained features (05) bring what a million other photos taught.
 #
 # Finally we save the model with everything needed to use it: the class names, image size and
 # preprocessing travel in `metadata.json` beside `model.keras`.
@@ -320,7 +320,8 @@ print(f"saved {Path(saved).name}/ with {sorted(p.name for p in Path(saved).iterd
 #
 # 1. *Predict before you run:* replace the augmentation with the original's darkening (multiply
 #    each training photo by a random factor in [0.2, 0.8], as `original_brightness` does) inside
-#    the training pipeline. Will holdout accuracy go up, down, or stay? Train and compare.
+#    the training pipeline. Will the validation loss and the holdout accuracy go up, down, or
+#    stay? Train and compare.
 # 2. Set `epochs = 40` and `patience = 40`: does the gap between the training and validation
 #    curves widen? At which epoch would early stopping have stopped?
 # 3. Double `image_size` to 128. Recompute the receptive field and the dense layer's size before
