@@ -114,7 +114,7 @@ def train(n_epochs, momentum=None):
     statistics = KerasStatistics()
     # Keras's own fit, without 04's early stopping: we want the weights after the last epoch.
     history = model.fit(train_ds, validation_data=val_ds, epochs=n_epochs, class_weight=weights,
-                        callbacks=[statistics], verbose=0)  # fmt: skip
+                        callbacks=[statistics], shuffle=False, verbose=0)  # fmt: skip
     log = pd.DataFrame(history.history).rename_axis("epoch").reset_index()
     return model, log, statistics.by_epoch
 
