@@ -88,9 +88,9 @@ def per_breed_chart(
     fig, ax = plt.subplots(figsize=(7, 0.42 * len(breeds) + 1.4))
     ax.barh(y + 0.2, report.loc[breeds, "f1"], 0.4, label="this run")
     if reference is not None:
-        known = [b in reference.index for b in breeds]
-        values = [reference.loc[b, "f1"] if k else 0.0 for b, k in zip(breeds, known, strict=True)]
-        ax.barh(y[known] - 0.2, np.asarray(values)[known], 0.4, label=reference_label)
+        shared = [b for b in breeds if b in reference.index]
+        known = np.isin(breeds, shared)
+        ax.barh(y[known] - 0.2, reference.loc[shared, "f1"], 0.4, label=reference_label)
     ax.set_yticks(y, breeds)
     ax.set(xlim=(0, 1), xlabel="holdout F1", title="Per-breed F1 of the best trained model")
     ax.legend(loc="lower right", fontsize=9)
