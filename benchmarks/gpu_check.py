@@ -1,7 +1,7 @@
 """Does the full-scale fast path keep the GPUs busy, for each of the three models?
 
 One short run for a lent GPU machine (under 8 minutes on one H200): the shared Stanford Dogs
-photos at 299 px through `pipeline="fast"` (decode-once TFRecord shards, stateless augmentation
+photos at 299 px through `pipeline="fast"` (decode-once shards of pixels, stateless augmentation
 in parallel maps), then each model of helpers.models (simple CNN, Xception from scratch, the
 EfficientNet-Lite2 ImageNet backbone fully fine-tuned: the offline stand-in for the full run's
 Xception) trained for a few hundred steps with mixed precision under a MirroredStrategy over all

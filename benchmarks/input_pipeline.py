@@ -6,14 +6,17 @@ and second epoch, with and without augmentation, against Keras 2's
 the same files, image size and batch size; plus the simple CNN's training speed at the same
 settings, to show whether the input pipeline could be what limits training.
 - default: parallel decode + resize, memory cache, shuffle, batch, the Keras augmentation layers.
-- fast (`pipeline="fast"`): the decode-once TFRecord shards, written before the timed epochs
+- fast (`pipeline="fast"`): the decode-once shards of pixels, written before the timed epochs
   (their one-time cost is printed too), so epoch 1 is a new run's cold start on an existing
   cache; records kept in memory from epoch 2; stateless augmentation, one warp per photo.
 Files: the first N photos of the first B breeds of ../shared/datasets/stanford-dogs-120, as
-symlinks in class folders in a temporary directory.
+symlinks in class folders in a temporary directory. The plain rows read all 120 breeds (7,200
+photos): a training split several times the shuffle buffer (2,048), as every real one is (bench
+10,048, full about 36,000), or a cold epoch would time little but filling the buffer. The
+augmented rows are bound by the work on each photo and read 20 breeds (1,200 photos).
 Each row is the best of `--repeats` rounds in which all pipelines take turns.
-    python benchmarks/input_pipeline.py [--quick] [--breeds 20] [--per-breed 60] [--size 299]
-        [--repeats 3]
+    python benchmarks/input_pipeline.py [--quick] [--breeds 20] [--plain-breeds 120]
+        [--per-breed 60] [--size 299] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -152,23 +155,28 @@ def cnn_rate(classes: int, size: int, batch: int, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="5 breeds x 32 photos, fewer steps")
-    parser.add_argument("--breeds", type=int, default=20)
+    parser.add_argument("--breeds", type=int, default=20, help="for the augmented rows")
+    parser.add_argument("--plain-breeds", type=int, default=120, help="for the plain rows")
     parser.add_argument("--per-breed", type=int, default=60)
     parser.add_argument("--size", type=int, default=299)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3, help="rounds; the best of each is kept")
     args = parser.parse_args()
     if args.quick:
-        args.breeds, args.per_breed, args.repeats = 5, 32, 1
+        args.breeds, args.plain_breeds, args.per_breed, args.repeats = 5, 5, 32, 1
     keras.utils.set_random_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        image_dir, split_dir = build_tree(Path(tmp), args.breeds, args.per_breed)
-        n = sum(1 for _ in image_dir.rglob("*.jpg"))
+        trees, sizes, measures = {}, {}, {}
+        for label, breeds in (("plain", args.plain_breeds), ("augmented", args.breeds)):
+            trees[label] = build_tree(Path(tmp) / label, breeds, args.per_breed)
+            sizes[label] = sum(1 for _ in trees[label][0].rglob("*.jpg"))
         cache_dir = Path(tmp) / "cache"
-        written = cache_write_rate(split_dir, cache_dir, args.size, n)
-        measures = {}
-        for augment in (False, True):
-            label = "augmented" if augment else "plain"
+        written = {
+            label: cache_write_rate(split_dir, cache_dir / label, args.size, sizes[label])
+            for label, (_, split_dir) in trees.items()
+        }
+        for label, (image_dir, split_dir) in trees.items():
+            augment, n = label == "augmented", sizes[label]
             measures[f"ImageDataGenerator, {label}"] = partial(
                 keras2_rates, image_dir, args.size, args.batch, n, augment
             )
@@ -176,28 +184,36 @@ def main() -> None:
                 tf_data_rates, split_dir, args.size, args.batch, n, augment
             )
             measures[f"fast, {label}"] = partial(
-                fast_rates, split_dir, cache_dir, args.size, args.batch, n, augment
+                fast_rates, split_dir, cache_dir / label, args.size, args.batch, n, augment
             )
         rows = best_of(measures, args.repeats)
         # Last, as it cannot be switched off again: the notebooks' setting (seed_everything), under
         # which tf.data runs maps holding stateful ops (the Keras layers' seeds) on one thread.
         tf.config.experimental.enable_op_determinism()
-        label = "augmented, op determinism"
+        _, split_dir = trees["augmented"]
+        label, n = "augmented, op determinism", sizes["augmented"]
         determinism = {
             f"default, {label}": partial(tf_data_rates, split_dir, args.size, args.batch, n, True),
             f"fast, {label}": partial(
-                fast_rates, split_dir, cache_dir, args.size, args.batch, n, True
+                fast_rates, split_dir, cache_dir / "augmented", args.size, args.batch, n, True
             ),
         }
         rows.update(best_of(determinism, args.repeats))
     cnn = cnn_rate(args.breeds, args.size, args.batch, steps=3 if args.quick else 10)
-    print_table(rows, cnn, written, n, args)
+    print_table(rows, cnn, written, sizes, args)
 
 
-def print_table(rows: dict[str, list[float]], cnn: float, written: float, n: int, args) -> None:
+def print_table(
+    rows: dict[str, list[float]],
+    cnn: float,
+    written: dict[str, float],
+    sizes: dict[str, int],
+    args: argparse.Namespace,
+) -> None:
     """Print the markdown table and the ratios."""
-    shape = f"{args.breeds} breeds x {args.per_breed}, {args.size} px, batch {args.batch}"
-    print(f"\n{n} photos ({shape})")
+    print(f"\nplain rows: {sizes['plain']} photos ({args.plain_breeds} breeds); augmented rows: "
+          f"{sizes['augmented']} photos ({args.breeds} breeds); {args.per_breed} per breed, "
+          f"{args.size} px, batch {args.batch}")  # fmt: skip
     print("| pipeline | epoch 1 img/s | epoch 2 img/s | epoch 1 vs ImageDataGenerator | "
           "epoch 2 vs ImageDataGenerator | slower epoch / CNN training |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
@@ -206,7 +222,9 @@ def print_table(rows: dict[str, list[float]], cnn: float, written: float, n: int
         print(f"| {name} | {first:.0f} | {second:.0f} | {first / base[0]:.1f}x | "
               f"{second / base[1]:.1f}x | {min(first, second) / cnn:.1f}x |")  # fmt: skip
     print(f"| simple CNN training step (model only) | {cnn:.0f} | {cnn:.0f} | | | 1.0x |")
-    print(f"fast: writing the shards once (decode + resize + write): {written:.0f} img/s")
+    for label, rate in written.items():
+        print(f"fast: writing the {label} rows' shards once (decode + resize + write): "
+              f"{rate:.0f} img/s")  # fmt: skip
     for label in ("plain", "augmented"):
         base = rows[f"ImageDataGenerator, {label}"]
         for name in ("default", "fast"):

@@ -48,8 +48,8 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, *, sync: bool = Tru
 
 @contextmanager
 def replacing(path: str | os.PathLike, *, sync: bool = True) -> Iterator[Path]:
-    """Yield a new temporary file's path beside `path` for a writer that needs a path (such as
-    a TFRecordWriter); when the block ends it becomes `path` in one rename, as `write_atomic`.
+    """Yield a new temporary file's path beside `path` for a writer that needs a path or streams
+    a large file; when the block ends it becomes `path` in one rename, as `write_atomic`.
 
     The name is unique (mkstemp: random, created exclusively), so several processes, on other
     machines too, may write the same `path` at once: each publishes a whole file, the last one

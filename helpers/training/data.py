@@ -19,7 +19,7 @@ from helpers.training import _cache
 from helpers.training._augment import StatelessAugmentation
 
 # "default" is what the demo notebooks' committed outputs were made with; "fast" decodes each
-# photo once into TFRecord shards and augments with stateless ops in parallel (params/full.yaml).
+# photo once into shards of pixels and augments with stateless ops in parallel (params/full.yaml).
 PIPELINES = ("default", "fast")
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -204,7 +204,7 @@ def fast_dataset(
     deterministic: bool = True,
     progress: bool = True,
 ) -> tf.data.Dataset:
-    """`make_dataset`'s batches from TFRecord shards of the photos at `image_size`, written on
+    """`make_dataset`'s batches from shards of the photos' pixels at `image_size`, written on
     first use (resumable) and read by every later run; every map runs in parallel.
 
     Shuffled splits read the shards in a seeded order per epoch, interleaved, then through a
@@ -232,9 +232,17 @@ def fast_dataset(
     # Shards hold manifest order (breeds in turn): interleaving many mixes breeds before the
     # shuffle buffer; unshuffled splits read one shard after the other.
     ds = files.interleave(
-        # Records are whole photos (268 kB at 299 px): read in large chunks.
-        lambda path: tf.data.TFRecordDataset(path, buffer_size=8 << 20),
+        lambda path: tf.data.FixedLengthRecordDataset(
+            path, _cache.record_bytes(image_size), buffer_size=1 << 20
+        ),
         cycle_length=min(len(shards), 64) if shuffle else 1,
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+    # Parsed photo by photo on every core before the shuffle buffer, so that filling the buffer
+    # (a whole epoch of a small split) is not one thread's work.
+    ds = ds.map(
+        lambda record: _cache.parse_record(record, image_size),
         num_parallel_calls=AUTOTUNE,
         deterministic=True,
     )
@@ -242,10 +250,12 @@ def fast_dataset(
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(min(len(rows), shuffle_buffer), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    ds = ds.batch(
+        batch_size, drop_remainder=drop_remainder, num_parallel_calls=AUTOTUNE, deterministic=True
+    )
     if augment is None:
         ds = ds.map(
-            lambda records: _parse(records, image_size),
+            lambda x, y: (tf.cast(x, tf.float32), y),
             num_parallel_calls=AUTOTUNE,
             deterministic=deterministic,
         )
@@ -255,8 +265,10 @@ def fast_dataset(
         keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         base = tf.constant(seed, tf.int64)
 
-        def augmented(records: tf.Tensor, draw: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            x, y = _parse(records, image_size)
+        def augmented(
+            batch: tuple[tf.Tensor, tf.Tensor], draw: tf.Tensor
+        ) -> tuple[tf.Tensor, tf.Tensor]:
+            x, y = batch
             return augment(x, key=tf.stack([base, draw]), training=True), y
 
         ds = tf.data.Dataset.zip(ds, keys).map(
@@ -265,15 +277,13 @@ def fast_dataset(
     return ds.prefetch(AUTOTUNE)
 
 
-def _parse(records: tf.Tensor, image_size: int) -> tuple[tf.Tensor, tf.Tensor]:
-    images, labels = _cache.parse_batch(records, image_size)
-    return tf.cast(images, tf.float32), labels
-
-
-def fast_augmentation(seed: int = 0, strength: float = 1.0) -> StatelessAugmentation:
+def fast_augmentation(
+    seed: int = 0, strength: float = 1.0, resampler: str = "opencv"
+) -> StatelessAugmentation:
     """`augmentation()`'s variations for the fast pipeline: stateless random ops keyed by the
-    dataset, and flip, rotation, zoom and translation as one combined warp per photo."""
-    return StatelessAugmentation(seed, strength, name="fast_augmentation")
+    dataset, and flip, rotation, zoom and translation as one combined warp per photo, by OpenCV
+    on the host (tf.data) or, with `resampler="tensorflow"`, in the graph (inside a model)."""
+    return StatelessAugmentation(seed, strength, resampler, name="fast_augmentation")
 
 
 def augmentation(seed: int | None = None, strength: float = 1.0) -> keras.Sequential:

@@ -153,7 +153,10 @@ def _smooth_image(height: int, width: int) -> np.ndarray:
     return np.clip(np.stack(channels, -1), 0, 255)[None].astype(np.float32)
 
 
-def test_combined_affine_transform_equals_the_keras_layers_applied_one_after_another() -> None:
+@pytest.mark.parametrize("resampler", ["tensorflow", "opencv"])
+def test_combined_affine_transform_equals_the_keras_layers_applied_one_after_another(
+    resampler: str,
+) -> None:
     from helpers.training import _augment
 
     h, w = 48, 64
@@ -175,13 +178,37 @@ def test_combined_affine_transform_equals_the_keras_layers_applied_one_after_ano
         height=h,
         width=w,
     )
-    once = _augment.warp(tf.constant(image), transforms).numpy()
+    warp = _augment.warp_opencv if resampler == "opencv" else _augment.warp
+    once = warp(tf.constant(image), transforms).numpy()
     # Away from the reflected borders, one resampling equals three within interpolation error,
     # while the transform itself moves pixels by far more.
     inner = (slice(None), slice(8, -8), slice(8, -8))
     assert np.abs(once - step)[inner].max() < 3
     assert np.abs(once - step)[inner].mean() < 0.5
     assert np.abs(step - image)[inner].mean() > 20
+
+
+def test_opencv_and_tensorflow_resample_the_same_pixels_borders_included() -> None:
+    from helpers.training import _augment
+
+    h, w = 48, 64
+    images = np.repeat(_smooth_image(h, w), 4, axis=0)
+    # Turns of up to 17 degrees, zooms out and shifts: every output reaches reflected borders.
+    transforms = _augment.combined_transform(
+        flip=tf.constant([0.0, 1.0, 0.0, 1.0]),
+        angle=tf.constant([0.3, -0.3, 0.1, 0.0]),
+        zoom=tf.constant([1.1, 0.9, 1.15, 1.0]),
+        dx=tf.constant([5.0, -4.0, 0.0, 7.5]),
+        dy=tf.constant([-3.0, 4.5, 6.0, 0.0]),
+        height=h,
+        width=w,
+    )
+    in_graph = _augment.warp(tf.constant(images), transforms).numpy()
+    on_host = _augment.warp_opencv(tf.constant(images), transforms).numpy()
+    assert np.abs(on_host - in_graph).max() < 0.01
+    assert np.abs(in_graph - images).mean() > 10  # the transforms do move the pixels
+    with pytest.raises(Exception, match="affine"):
+        _augment.warp_opencv(tf.constant(images[:1]), tf.constant([[1.0, 0, 0, 0, 1, 0, 1e-3, 0]]))
 
 
 @pytest.fixture
@@ -198,7 +225,7 @@ def _fast(split_dir: Path, split: str = "train", size: int = 24, **kwargs):
 
 def test_fast_pipeline_writes_the_cache_once_and_then_reads_no_photo(fast_set: Path) -> None:
     first = _all(_fast(fast_set, "val"))
-    shards = sorted((fast_set.parent / "cache" / "val-24px").glob("*.tfrecord"))
+    shards = sorted((fast_set.parent / "cache" / "val-24px").glob("shard-*.bin"))
     assert shards
     written = [s.stat().st_mtime_ns for s in shards]
     (fast_set.parent / "raw").rename(fast_set.parent / "raw-gone")  # no photo left to read
@@ -243,6 +270,14 @@ def test_fast_cache_resumes_with_the_missing_shards(fast_set: Path) -> None:
     again = _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
     assert again == shards and shards[2].is_file()
     assert shards[0].stat().st_mtime_ns == kept
+    # A cache of the earlier format (TFRecord shards) in the folder: its shards are removed.
+    folder = _cache.cache_folder(cache, "train", 16)
+    (folder / "shard-00000-of-00001-0123456789abcdef.tfrecord").write_bytes(b"old")
+    (folder / _cache.INFO).write_text(json.dumps({"format": 1}))
+    _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
+    assert sorted(p.name for p in (cache / "train-16px").glob("shard-*")) == [
+        s.name for s in shards
+    ]
     # Killed writers' temporaries: one of a minute ago (its shard is still written, after the
     # others) stays, as a live writer's would; one untouched for a day is removed.
     shards[1].unlink()
@@ -350,7 +385,7 @@ def test_make_datasets_fast_gives_every_split_from_its_shards(fast_set: Path) ->
             assert sorted(y) == sorted(data.split_labels(table, split))
         else:
             np.testing.assert_array_equal(y, data.split_labels(table, split))
-        assert list((fast_set.parent / "c" / f"{split}-16px").glob("*.tfrecord"))
+        assert list((fast_set.parent / "c" / f"{split}-16px").glob("shard-*.bin"))
 
 
 def test_a_broken_photo_is_named_and_the_finished_shards_are_kept(fast_set: Path) -> None:
@@ -365,7 +400,7 @@ def test_a_broken_photo_is_named_and_the_finished_shards_are_kept(fast_set: Path
         _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
     folder = _cache.cache_folder(cache, "train", 16)
     names = _cache.shard_names(len(rows), 10, _cache.cache_key(rows, 16))
-    assert sorted(p.name for p in folder.glob("*.tfrecord")) == names[:2]
+    assert sorted(p.name for p in folder.glob("shard-*.bin")) == names[:2]
     assert not list(folder.glob(".*.tmp"))
     assert not (folder / _cache.INFO).exists()  # written once the cache is complete
     broken.write_bytes(good)  # fixed: the next run writes the rest
@@ -387,7 +422,9 @@ rows = table[table["split"] == "train"]
 decode = lambda path: data.decode_and_resize(tf.io.read_file(path), 24)
 
 def records(shards):
-    return [r.hex() for s in shards for r in tf.data.TFRecordDataset(str(s)).as_numpy_iterator()]
+    size = _cache.record_bytes(24)
+    read = lambda s: tf.data.FixedLengthRecordDataset(str(s), size).as_numpy_iterator()
+    return [r.hex() for s in shards for r in read(s)]
 
 while not Path(go).exists():  # start together
     time.sleep(0.005)
@@ -481,7 +518,9 @@ def test_workers_building_one_cache_at_once_make_what_one_makes_alone(
     results = _cache_workers(split_dir, shared, tmp_path / "out", prefix=prefix)
     if prefix:
         assert [r["pid"] for r in results] == [1, 1]
-    expected = [r.hex() for s in alone for r in tf.data.TFRecordDataset(str(s)).as_numpy_iterator()]
+    size = _cache.record_bytes(24)
+    read = lambda s: tf.data.FixedLengthRecordDataset(str(s), size).as_numpy_iterator()  # noqa: E731
+    expected = [r.hex() for s in alone for r in read(s)]
     assert len(expected) == 24
     for result in results:
         assert result["shards"] == [s.name for s in alone]

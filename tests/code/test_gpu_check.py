@@ -39,5 +39,5 @@ def test_gpu_check_smoke_trains_the_three_models_on_the_fast_pipeline(tmp_path: 
     assert figures["pipeline_img_s"] > 0
     # The photos went through the fast pipeline's shards, at the smoke run's size.
     size = figures["settings"]["size"]
-    assert list((cache / f"train-{size}px").glob("shard-*.tfrecord"))
+    assert list((cache / f"train-{size}px").glob("shard-*.bin"))
     assert "| Xception from scratch |" in run.stdout
