@@ -123,10 +123,29 @@ def why_not_exact(
 def fingerprint(overrides: Mapping[str, str] | None = None) -> str:
     """Return this machine's numerics fingerprint in the doggo kernel's settings (`overrides`
     changed), from a fresh Python: the settings must be in place before TensorFlow loads."""
-    env = {**os.environ, **REPRODUCIBLE_ENV, **(overrides or {}), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", "helpers._numerics"], env=env, cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, check=True)  # fmt: skip
-    return result.stdout.split()[-1]
+    return fingerprints(overrides or {})[0]
+
+
+def fingerprints(*overrides: Mapping[str, str]) -> list[str]:
+    """Return the fingerprint under each of `overrides`, computed side by side in processes of
+    their own: most of each is single-threaded tracing, and every setting that decides how sums
+    are split is an environment variable, so running together changes no result."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "helpers._numerics"],
+            env={**os.environ, **REPRODUCIBLE_ENV, **changed, "TF_CPP_MIN_LOG_LEVEL": "3"},
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for changed in overrides
+    ]
+    results = [proc.communicate() for proc in procs]
+    for proc, (_, stderr) in zip(procs, results, strict=True):
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, proc.args, stderr=stderr)
+    return [stdout.split()[-1] for stdout, _ in results]
 
 
 def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
