@@ -138,7 +138,7 @@ def fingerprints(*overrides: Mapping[str, str]) -> list[str]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )  # fmt: skip
+        )
         for changed in overrides
     ]
     results = [proc.communicate() for proc in procs]

@@ -5,15 +5,14 @@ records in manifest order (read by `tf.data.FixedLengthRecordDataset`): a photo 
 pixels, row by row (what the default pipeline's memory cache keeps), then its label as a
 little-endian int32; and `info.json` (what the shards were made from), written last, once every
 shard is there. Fixed-length records read about twice as fast as TFRecord's (no framing to
-parse, no per-record checksum, benchmarks/README.md); a shard is whole because it was renamed
-into place only once written and synced. `<key>` is a digest of the format, size, photos and labels,
-so a shard's name says what it holds: a changed manifest (other photos or labels) or cache
-format writes shards of other names and removes the old ones. Each shard is written under a
-temporary name and renamed into place, so an interrupted write resumes with the missing shards,
-and several workers (processes, or machines sharing the folder) may build one cache at once:
-each writes what is missing, none removes what another of the same cache wrote, and none
-returns before every shard is whole in place. A different image size or split has its own
-folder, so it never reads another's pixels.
+parse, no checksum per record: benchmarks/README.md). `<key>` is a digest of the format, size,
+photos and labels, so a shard's name says what it holds: a changed manifest (other photos or
+labels) or cache format writes shards of other names and removes the old ones. Each shard is
+written under a temporary name and renamed into place, so an interrupted write resumes with the
+missing shards, and several workers (processes, or machines sharing the folder) may build one
+cache at once: each writes what is missing, none removes what another of the same cache wrote,
+and none returns before every shard is whole in place. A different image size or split has its
+own folder, so it never reads another's pixels.
 """
 
 from __future__ import annotations
@@ -85,6 +84,14 @@ def ensure_cache(
     shards = [folder / name for name in names]
     info = {"format": FORMAT, "key": key, "split": split, "image_size": image_size,
             "count": len(rows), "shards": names}  # fmt: skip
+    # No checksum guards a record, so a shard's length does: a shard is renamed into place only
+    # once whole, and one of another length (a damaged file) is written again.
+    for i, shard in enumerate(shards):
+        expected = len(rows.iloc[i * shard_size : (i + 1) * shard_size]) * record_bytes(image_size)
+        if shard.is_file() and shard.stat().st_size != expected:
+            print(f"{shard}: {shard.stat().st_size} bytes, not {expected}: written again",
+                  file=sys.stderr)  # fmt: skip
+            shard.unlink(missing_ok=True)
     if _read_info(folder) == info and all(s.is_file() for s in shards):
         return shards
     folder.mkdir(parents=True, exist_ok=True)

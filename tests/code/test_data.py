@@ -270,6 +270,11 @@ def test_fast_cache_resumes_with_the_missing_shards(fast_set: Path) -> None:
     again = _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
     assert again == shards and shards[2].is_file()
     assert shards[0].stat().st_mtime_ns == kept
+    # A damaged shard (here cut short by a byte) is found by its length and written again.
+    whole = shards[3].read_bytes()
+    shards[3].write_bytes(whole[:-1])
+    _cache.ensure_cache(rows, "train", 16, cache, decode, shard_size=10, progress=False)
+    assert shards[3].read_bytes() == whole
     # A cache of the earlier format (TFRecord shards) in the folder: its shards are removed.
     folder = _cache.cache_folder(cache, "train", 16)
     (folder / "shard-00000-of-00001-0123456789abcdef.tfrecord").write_bytes(b"old")
