@@ -41,7 +41,7 @@ learning_rate = 1e-3
 patience = 5  # epochs without a better val_loss before stopping early
 cache = True  # keep decoded photos in memory (as uint8) after the first epoch: on for small runs,
 #   off at full scale (75,000 photos at 299 px)
-pipeline = "default"  # "fast" at full scale: each photo decoded once into TFRecord shards in
+pipeline = "default"  # "fast" at full scale: each photo decoded once into shards of pixels in
 #   <data_dir>/cache/, augmented by stateless ops in parallel (helpers.training.data.fast_dataset)
 seed = 42
 

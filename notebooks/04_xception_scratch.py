@@ -46,7 +46,7 @@ bn_batches = 8  # batches used to recompute BatchNorm statistics before each val
 #   Keras's moving averages, as the original did
 cache = True  # keep decoded photos in memory (as uint8) after the first epoch: on for small runs,
 #   off at full scale (75,000 photos at 299 px)
-pipeline = "default"  # "fast" at full scale: each photo decoded once into TFRecord shards in
+pipeline = "default"  # "fast" at full scale: each photo decoded once into shards of pixels in
 #   <data_dir>/cache/, augmented by stateless ops in parallel (helpers.training.data.fast_dataset)
 seed = 42
 

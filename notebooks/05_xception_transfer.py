@@ -60,7 +60,7 @@ patience = 5
 test_time_flip = True  # answer with the mean of each photo's and its mirror image's logits
 cache = True  # keep decoded photos in memory (as uint8) after the first epoch: on for small runs,
 #   off at full scale (75,000 photos at 299 px)
-pipeline = "default"  # "fast" at full scale: each photo decoded once into TFRecord shards in
+pipeline = "default"  # "fast" at full scale: each photo decoded once into shards of pixels in
 #   <data_dir>/cache/, augmented by stateless ops in parallel (helpers.training.data.fast_dataset)
 seed = 42
 
