@@ -168,6 +168,7 @@ def augment_batch(
     return tf.clip_by_value(x + brightness, 0.0, 255.0)
 
 
+@keras.saving.register_keras_serializable(package="doggo")
 class StatelessAugmentation(keras.layers.Layer):
     """The fast pipeline's augmentation as a layer: `layer(images, key=...)` in tf.data (the
     key makes it deterministic under parallel maps); without a key it draws one from its seed

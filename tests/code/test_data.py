@@ -371,6 +371,22 @@ def test_fast_augmentation_keeps_brightness_and_keys_decide_it() -> None:
     assert drawn.shape == images.shape and np.abs(drawn - images).mean() > 1
 
 
+def test_fast_augmentation_inside_a_model_is_saved_and_loaded(tmp_path: Path) -> None:
+    inputs = keras.Input((24, 24, 3))
+    augment = data.fast_augmentation(7, strength=0.5, resampler="tensorflow")
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(augment(inputs)))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")  # no custom_objects needed
+    layer = next(x for x in loaded.layers if x.name == "fast_augmentation")
+    assert (layer.seed, layer.strength, layer.resampler) == (7, 0.5, "tensorflow")
+    images = np.random.default_rng(0).uniform(0, 255, (2, 24, 24, 3)).astype("float32")
+    np.testing.assert_allclose(
+        loaded.predict(images, verbose=0), images.mean(axis=(1, 2)), rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="resampler"):
+        data.fast_augmentation(0, resampler="pillow")
+
+
 def test_fast_pipeline_rejects_stateful_augmentation_and_file_caches(fast_set: Path) -> None:
     with pytest.raises(TypeError, match="stateless"):
         _fast(fast_set, augment=data.augmentation(0))
