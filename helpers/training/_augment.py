@@ -13,6 +13,7 @@ than TensorFlow's op here: benchmarks/README.md); inside a model, on any device,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -132,13 +133,19 @@ def _warp_affine(images: np.ndarray, transforms: np.ndarray) -> np.ndarray:
     return out
 
 
+def warp_for(resampler: str) -> Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """The warp function of a resampler named in RESAMPLERS."""
+    if resampler not in RESAMPLERS:
+        raise ValueError(f"resampler must be one of {RESAMPLERS}, not {resampler!r}")
+    return warp_opencv if resampler == "opencv" else warp
+
+
 def augment_batch(
     images: tf.Tensor, key: tf.Tensor, strength: float = 1.0, resampler: str = "tensorflow"
 ) -> tf.Tensor:
     """Randomly flip, rotate, zoom, shift, change contrast and brightness of a float [0, 255]
     batch; the same `key` (two integers) gives the same result, on any thread."""
-    if resampler not in RESAMPLERS:
-        raise ValueError(f"resampler must be one of {RESAMPLERS}, not {resampler!r}")
+    resample = warp_for(resampler)
     n, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
     if height is None or width is None:
         raise ValueError(f"augment_batch needs a static image size, not {images.shape}")
@@ -158,7 +165,7 @@ def augment_batch(
         height=height,
         width=width,
     )
-    x = (warp_opencv if resampler == "opencv" else warp)(images, transforms)
+    x = resample(images, transforms)
     # Contrast about each image's per-channel mean, then an additive brightness shift, each
     # clipped to [0, 255], as RandomContrast and RandomBrightness do.
     contrast = uniform(5, 1.0 - CONTRAST * f, 1.0 + CONTRAST * f, [n, 1, 1, 1])
@@ -179,8 +186,7 @@ class StatelessAugmentation(keras.layers.Layer):
         self, seed: int = 0, strength: float = 1.0, resampler: str = "tensorflow", **kwargs
     ):
         super().__init__(**kwargs)
-        if resampler not in RESAMPLERS:
-            raise ValueError(f"resampler must be one of {RESAMPLERS}, not {resampler!r}")
+        warp_for(resampler)  # an unknown name fails here, not at the first batch
         self.seed, self.strength, self.resampler = int(seed), float(strength), resampler
         self.seed_generator = keras.random.SeedGenerator(self.seed)
 

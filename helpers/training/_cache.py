@@ -84,14 +84,7 @@ def ensure_cache(
     shards = [folder / name for name in names]
     info = {"format": FORMAT, "key": key, "split": split, "image_size": image_size,
             "count": len(rows), "shards": names}  # fmt: skip
-    # No checksum guards a record, so a shard's length does: a shard is renamed into place only
-    # once whole, and one of another length (a damaged file) is written again.
-    for i, shard in enumerate(shards):
-        expected = len(rows.iloc[i * shard_size : (i + 1) * shard_size]) * record_bytes(image_size)
-        if shard.is_file() and shard.stat().st_size != expected:
-            print(f"{shard}: {shard.stat().st_size} bytes, not {expected}: written again",
-                  file=sys.stderr)  # fmt: skip
-            shard.unlink(missing_ok=True)
+    _remove_damaged(shards, rows, shard_size, image_size)
     if _read_info(folder) == info and all(s.is_file() for s in shards):
         return shards
     folder.mkdir(parents=True, exist_ok=True)
@@ -113,7 +106,7 @@ def _write_missing(
     """Write the shards not there yet: first those nobody is writing, so workers that start
     together share the work, then whatever is still missing (a writer may have been killed)."""
     missing = [i for i, shard in enumerate(shards) if not shard.is_file()]
-    parts = {i: rows.iloc[i * shard_size : (i + 1) * shard_size] for i in missing}
+    parts = {i: _shard_rows(rows, i, shard_size) for i in missing}
     done: set[int] = set()
     with tqdm(total=sum(len(p) for p in parts.values()), desc=desc, unit="photo",
               file=sys.stderr, disable=not progress or not missing) as bar:  # fmt: skip
@@ -126,6 +119,28 @@ def _write_missing(
                 else:
                     _write_shard(shards[i], parts[i], decode, bar)
                 done.add(i)
+
+
+def _shard_rows(rows: pd.DataFrame, index: int, shard_size: int) -> pd.DataFrame:
+    """The rows shard `index` holds, in manifest order."""
+    return rows.iloc[index * shard_size : (index + 1) * shard_size]
+
+
+def _remove_damaged(
+    shards: list[Path], rows: pd.DataFrame, shard_size: int, image_size: int
+) -> None:
+    """Remove the shards whose length is not that of their records, so they are written again:
+    no checksum guards a record, and a shard is renamed into place only once whole, so another
+    length means a damaged file."""
+    for i, shard in enumerate(shards):
+        expected = len(_shard_rows(rows, i, shard_size)) * record_bytes(image_size)
+        try:
+            size = shard.stat().st_size
+        except FileNotFoundError:
+            continue  # not written yet
+        if size != expected:
+            print(f"{shard}: {size} bytes, not {expected}: written again", file=sys.stderr)
+            shard.unlink(missing_ok=True)
 
 
 def _read_info(folder: Path) -> dict | None:

@@ -178,8 +178,7 @@ def test_combined_affine_transform_equals_the_keras_layers_applied_one_after_ano
         height=h,
         width=w,
     )
-    warp = _augment.warp_opencv if resampler == "opencv" else _augment.warp
-    once = warp(tf.constant(image), transforms).numpy()
+    once = _augment.warp_for(resampler)(tf.constant(image), transforms).numpy()
     # Away from the reflected borders, one resampling equals three within interpolation error,
     # while the transform itself moves pixels by far more.
     inner = (slice(None), slice(8, -8), slice(8, -8))
